@@ -1,0 +1,152 @@
+"""Settings from the environment: Development (embedded), Testing, Production.
+
+Every name here is listed in API.md (Environment). `get_config()` picks the class from
+`APP_ENV`; `create_app()` may lay overrides on top (tests do).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
+DEV_JWT_SECRET_KEY = "dev-jwt-secret-key-change-me-0123456789abcdef"
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    return default if value is None else int(value)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env_str(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    raw = env_str(name, default) or ""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def database_url(url: str) -> str:
+    """psycopg2 is our PostgreSQL driver; SQLAlchemy 2.1 would pick psycopg 3 for `postgresql://`."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def sqlite_url() -> str:
+    return f"sqlite:///{BASE_DIR / 'instance' / 'app.db'}"
+
+
+class Config:
+    APP_ENV = "development"
+    SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+    JWT_SECRET_KEY = env_str("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)
+
+    SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", sqlite_url())
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # Unset: cache, rate limits and jobs run inside the one process.
+    REDIS_URL = env_str("REDIS_URL")
+
+    ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 30)
+    REFRESH_TOKEN_EXPIRE_DAYS = env_int("REFRESH_TOKEN_EXPIRE_DAYS", 7)
+    VERIFY_TOKEN_EXPIRE_HOURS = env_int("VERIFY_TOKEN_EXPIRE_HOURS", 48)
+    RESET_TOKEN_EXPIRE_MINUTES = env_int("RESET_TOKEN_EXPIRE_MINUTES", 60)
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_LOCKOUT_MINUTES = 15
+
+    POSTS_API_URL = env_str("POSTS_API_URL", "https://jsonplaceholder.typicode.com")
+    POSTS_CACHE_TTL = env_int("POSTS_CACHE_TTL", 300)
+    PRODUCTS_SYNC_URL = env_str("PRODUCTS_SYNC_URL", "https://dummyjson.com/products")
+    PRODUCTS_SYNC_PROVIDER = env_str("PRODUCTS_SYNC_PROVIDER", "dummyjson")
+    PRODUCTS_SYNC_INTERVAL_MINUTES = env_int("PRODUCTS_SYNC_INTERVAL_MINUTES", 30)
+    PRODUCTS_CACHE_TTL = env_int("PRODUCTS_CACHE_TTL", 300)
+    UPSTREAM_TIMEOUT_SECONDS = env_int("UPSTREAM_TIMEOUT_SECONDS", 5)
+    RESERVATION_TTL_MINUTES = env_int("RESERVATION_TTL_MINUTES", 15)
+    UNVERIFIED_USER_TTL_HOURS = env_int("UNVERIFIED_USER_TTL_HOURS", 48)
+
+    MAIL_SERVER = env_str("MAIL_SERVER")
+    MAIL_PORT = env_int("MAIL_PORT", 25)
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS", False)
+    MAIL_USERNAME = env_str("MAIL_USERNAME")
+    MAIL_PASSWORD = env_str("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "no-reply@localhost")
+    FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:5000")
+
+    RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+    RATE_LIMIT_DEFAULT = env_str("RATE_LIMIT_DEFAULT", "200/minute")
+    RATE_LIMIT_AUTH = env_str("RATE_LIMIT_AUTH", "10/minute")
+
+    CORS_ORIGINS = env_list("CORS_ORIGINS")
+    LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+    LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+    GRPC_PORT = env_int("GRPC_PORT", 50051)
+    RQ_DASHBOARD_USERNAME = env_str("RQ_DASHBOARD_USERNAME")
+    RQ_DASHBOARD_PASSWORD = env_str("RQ_DASHBOARD_PASSWORD")
+
+    # flask-smorest / OpenAPI
+    API_TITLE = "Flask Service API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_REDOC_PATH = "/redoc"
+    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"
+    JSON_SORT_KEYS = False
+
+
+class DevelopmentConfig(Config):
+    APP_ENV = "development"
+
+
+class TestingConfig(Config):
+    APP_ENV = "testing"
+    TESTING = True
+    SQLALCHEMY_DATABASE_URI = env_str("TEST_DATABASE_URL", "sqlite://")
+    # "fakeredis://" gives every part of the app one in-memory Redis (see project/redis_client.py).
+    REDIS_URL = env_str("TEST_REDIS_URL", "fakeredis://")
+    RATELIMIT_ENABLED = False
+    MAIL_SERVER = None
+    LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+    # Argon2 at its cheapest in tests: hashing cost is not what they check.
+    PASSWORD_HASH_TIME_COST = 1
+    PASSWORD_HASH_MEMORY_COST = 1024
+
+
+class ProductionConfig(Config):
+    APP_ENV = "production"
+    LOG_FORMAT = env_str("LOG_FORMAT", "json")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(app_env: str | None = None) -> type[Config]:
+    name = (app_env or env_str("APP_ENV", "development")).lower()
+    if name not in CONFIGS:
+        raise RuntimeError(f"APP_ENV must be one of {sorted(CONFIGS)}, not {name!r}")
+    return CONFIGS[name]
+
+
+def check_production_secrets(config: dict) -> None:
+    """Refuse to run production with missing or development secrets."""
+    for key, dev_value in (("SECRET_KEY", DEV_SECRET_KEY), ("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)):
+        value = config.get(key)
+        if not value or value == dev_value:
+            raise RuntimeError(f"{key} must be set to a non-default value when APP_ENV=production")

@@ -1,0 +1,122 @@
+"""The app factory: `create_app()` binds the extensions, blueprints, errors and CLI."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import check_production_secrets, database_url, get_config
+
+# One package per feature; each has routes.py with `blp`, and may have cli.py with `commands`.
+FEATURES = ("ops", "auth", "users", "products", "posts", "orders", "projects")
+
+
+def create_app(overrides: dict | None = None, app_env: str | None = None) -> Flask:
+    config = get_config(app_env)
+    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
+    app.config.from_object(config)
+    app.config.update(overrides or {})
+    if app.config["APP_ENV"] == "production":
+        check_production_secrets(app.config)
+
+    derive_settings(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    app.wsgi_app = StripTrailingSlash(app.wsgi_app)
+    return app
+
+
+def derive_settings(app: Flask) -> None:
+    """Extension settings that follow from the contract's environment variables."""
+    from datetime import timedelta
+
+    config = app.config
+    config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
+    redis_url = config.get("REDIS_URL")
+    real_redis = bool(redis_url) and not redis_url.startswith("fakeredis://")
+    config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=config["ACCESS_TOKEN_EXPIRE_MINUTES"])
+    config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=config["REFRESH_TOKEN_EXPIRE_DAYS"])
+    config["JWT_TOKEN_LOCATION"] = ["headers"]
+    config.setdefault("RATELIMIT_DEFAULT", config["RATE_LIMIT_DEFAULT"])
+    config.setdefault("RATELIMIT_STORAGE_URI", redis_url if real_redis else "memory://")
+    config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # A Redis outage must not take the API down with it: limits fall back to memory.
+    config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    config.setdefault("CACHE_DEFAULT_TIMEOUT", config["PRODUCTS_CACHE_TTL"])
+    config.setdefault("CACHE_KEY_PREFIX", "cache:")
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+
+def register_extensions(app: Flask) -> None:
+    import project.models  # noqa: F401  (the whole schema, for Alembic)
+    from project.extensions import api, cache, db, jwt, limiter, migrate, redis_client
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    jwt.init_app(app)
+    redis_client.init_app(app)
+    if app.extensions["redis"] is not None:
+        cache.init_app(app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": app.extensions["redis"]})
+    else:
+        cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
+    limiter.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    from project.extensions import api
+
+    for feature in FEATURES:
+        routes = importlib.import_module(f"project.{feature}.routes")
+        api.register_blueprint(routes.blp)
+        if hasattr(routes, "init_app"):
+            routes.init_app(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from project.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    for feature in FEATURES:
+        if importlib.util.find_spec(f"project.{feature}.cli") is None:
+            continue
+        module = importlib.import_module(f"project.{feature}.cli")
+        for command in module.commands:
+            app.cli.add_command(command)
+
+
+class StripTrailingSlash:
+    """`/api/v1/users/` answers as `/api/v1/users`, without a redirect (API.md)."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if len(path) > 1 and path.endswith("/") and not path.startswith("/rq"):
+            environ["PATH_INFO"] = path.rstrip("/") or "/"
+        return self.wsgi_app(environ, start_response)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
+    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,128 @@
+"""Domain errors and the one JSON error shape.
+
+Every error the API answers looks like
+`{"code": 422, "status": "Unprocessable Entity", "message": "...", "errors": {...}}`.
+Services raise the `AppError` subclasses below; routes never build error bodies by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from project.redis_client import REDIS_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    code = 400
+
+    def __init__(self, message: str, errors: dict | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    code = 400
+
+
+class Unauthorized(AppError):
+    code = 401
+
+
+class Forbidden(AppError):
+    code = 403
+
+
+class NotFound(AppError):
+    code = 404
+
+
+class Conflict(AppError):
+    code = 409
+
+
+class Unprocessable(AppError):
+    code = 422
+
+
+class TooManyRequests(AppError):
+    code = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
+
+
+class UpstreamError(AppError):
+    code = 502
+
+
+class ServiceUnavailable(AppError):
+    code = 503
+
+
+def field_error(field: str, message: str, location: str = "json") -> Unprocessable:
+    """A 422 naming one field, in flask-smorest's `errors` layout."""
+    return Unprocessable(message, errors={location: {field: [message]}})
+
+
+def error_response(code: int, message: str | None = None, errors: dict | None = None, headers=None):
+    status = HTTPStatus(code)
+    body = {"code": code, "status": status.phrase, "message": message or status.description}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = code
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def handle_app_error(exc: AppError):
+        return error_response(exc.code, exc.message, exc.errors, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException):
+        # flask-smorest's abort() and webargs put field errors in exc.data.
+        data = getattr(exc, "data", None) or {}
+        errors = data.get("messages") or data.get("errors")
+        message = data.get("message") or exc.description
+        headers = dict(data.get("headers") or {})
+        if exc.code == 405 and exc.response is None:
+            headers.update({k: v for k, v in exc.get_headers() if k == "Allow"})
+        if exc.code == 429 and "Retry-After" not in headers:
+            headers["Retry-After"] = str(getattr(exc, "retry_after", None) or 60)
+        return error_response(exc.code or 500, message, errors, headers)
+
+    @app.errorhandler(OperationalError)
+    def handle_database_down(exc: OperationalError):
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        return error_response(503, "The database is unavailable, try again later.")
+
+    for redis_error in REDIS_ERRORS:
+
+        @app.errorhandler(redis_error)
+        def handle_redis_down(exc):
+            log.error("redis unavailable: %s", exc.__class__.__name__)
+            return error_response(503, "Redis is unavailable, try again later.")
+
+    @app.errorhandler(DBAPIError)
+    def handle_database_error(exc: DBAPIError):
+        if exc.connection_invalidated:
+            return error_response(503, "The database is unavailable, try again later.")
+        log.exception("database error")
+        return error_response(500, "Internal server error.")
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "Internal server error.")

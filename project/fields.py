@@ -1,0 +1,36 @@
+"""Marshmallow fields shared by several blueprints."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import ValidationError, fields
+
+
+class Money(fields.Decimal):
+    """A non-negative amount with at most two decimal places, sent and returned as a JSON number."""
+
+    def __init__(self, **kwargs):
+        super().__init__(places=None, as_string=False, allow_nan=False, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+            raise ValidationError("Must be a number.")
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation as exc:
+            raise ValidationError("Must be a number.") from exc
+        if not amount.is_finite():
+            raise ValidationError("Must be a finite number.")
+        if amount < 0:
+            raise ValidationError("Must not be negative.")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise ValidationError("At most two decimal places.")
+        if amount >= Decimal("100000000"):
+            raise ValidationError("Must be less than 100000000.")
+        return amount.quantize(Decimal("0.01"))
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return float(Decimal(value).quantize(Decimal("0.01")))

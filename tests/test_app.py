@@ -1,0 +1,66 @@
+"""The app factory, the error shape, config and migrations."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from config import check_production_secrets
+from project import create_app
+from project.extensions import db
+
+
+def assert_error_shape(response, code):
+    assert response.status_code == code
+    assert response.is_json, response.data[:200]
+    body = response.get_json()
+    assert body["code"] == code
+    assert isinstance(body["status"], str) and body["status"]
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+def test_liveness(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_unknown_path_is_json_404(client):
+    assert_error_shape(client.get("/nope"), 404)
+
+
+def test_wrong_method_is_json_405(client):
+    body = assert_error_shape(client.delete("/health"), 405)
+    assert body["status"] == "Method Not Allowed"
+
+
+def test_trailing_slash_answers_the_same_without_redirect(client):
+    response = client.get("/health/")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_openapi_document_and_docs_pages(client):
+    spec = client.get("/openapi.json")
+    assert spec.status_code == 200
+    assert spec.get_json()["openapi"].startswith("3.")
+    assert "/health" in spec.get_json()["paths"]
+    assert client.get("/docs").status_code == 200
+    assert client.get("/redoc").status_code == 200
+
+
+def test_production_refuses_development_secrets():
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app(app_env="production", overrides={"REDIS_URL": None})
+
+
+def test_production_accepts_real_secrets():
+    check_production_secrets({"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32})
+    with pytest.raises(RuntimeError, match="JWT_SECRET_KEY"):
+        check_production_secrets({"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": ""})
+
+
+def test_migrations_match_the_models(app):
+    with app.app_context(), db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+    assert diff == []
