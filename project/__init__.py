@@ -44,7 +44,10 @@ def derive_settings(app: Flask) -> None:
     config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=config["ACCESS_TOKEN_EXPIRE_MINUTES"])
     config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=config["REFRESH_TOKEN_EXPIRE_DAYS"])
     config["JWT_TOKEN_LOCATION"] = ["headers"]
-    config.setdefault("RATELIMIT_DEFAULT", config["RATE_LIMIT_DEFAULT"])
+    # The limiter object is process-wide and keeps the first default limit it is given, so
+    # it gets a callable that reads the current app's setting on every request.
+    config["RATE_LIMIT_DEFAULT"] = config.get("RATELIMIT_DEFAULT") or config["RATE_LIMIT_DEFAULT"]
+    config["RATELIMIT_DEFAULT"] = _default_rate_limit
     config.setdefault("RATELIMIT_STORAGE_URI", redis_url if real_redis else "memory://")
     config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # A Redis outage must not take the API down with it: limits fall back to memory.
@@ -54,6 +57,12 @@ def derive_settings(app: Flask) -> None:
     config.setdefault("CACHE_KEY_PREFIX", "cache:")
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+
+def _default_rate_limit() -> str:
+    from flask import current_app
+
+    return current_app.config["RATE_LIMIT_DEFAULT"]
 
 
 def register_extensions(app: Flask) -> None:

@@ -143,7 +143,7 @@ def decode(token: str, expected_type: str) -> dict:
     except Exception as exc:  # flask-jwt-extended's own decode errors
         raise Unauthorized("Invalid token.") from exc
     if claims.get("type") != expected_type:
-        raise Unauthorized(f"An {expected_type} token is required.")
+        raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
     if not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
         raise Unauthorized("Invalid token.")
     return claims

@@ -1,0 +1,75 @@
+"""Email jobs (queue "email"). Each receives a user id and creates its token itself, so no
+secret ever sits in Redis; an SMTP failure raises, and RQ retries with backoff."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from flask import current_app
+
+from project.auth.tokens import RESET, VERIFY, issue_token
+from project.extensions import db
+from project.jobs import EnqueuedJob, enqueue
+from project.mail import send_email
+from project.users.models import User
+
+log = logging.getLogger(__name__)
+
+EMAIL_RETRIES = 4
+EMAIL_BACKOFF = (30, 120, 600, 1800)
+
+
+def _link(path: str, token: str) -> str:
+    base = (current_app.config.get("FRONTEND_URL") or "http://localhost:5000").rstrip("/")
+    return f"{base}/{path}?{urlencode({'token': token})}"
+
+
+def send_verification_email(user_id: int) -> bool:
+    """Email a fresh verification link; skipped when the user is gone or already verified."""
+    user = db.session.get(User, user_id)
+    if user is None or user.is_verified:
+        return False
+    hours = current_app.config["VERIFY_TOKEN_EXPIRE_HOURS"]
+    token = issue_token(user.id, VERIFY, timedelta(hours=hours))
+    link = _link("verify-email", token)
+    send_email(
+        user.email,
+        "Confirm your email address",
+        f"Hello {user.username},\n\nConfirm your email address by opening this link:\n\n{link}\n\n"
+        f"The link is valid for {hours} hours. If you did not sign up, ignore this email.\n",
+    )
+    return True
+
+
+def send_password_reset_email(user_id: int) -> bool:
+    """Email a password-reset link; skipped when the user is gone or deactivated."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        return False
+    minutes = current_app.config["RESET_TOKEN_EXPIRE_MINUTES"]
+    token = issue_token(user.id, RESET, timedelta(minutes=minutes))
+    link = _link("reset-password", token)
+    send_email(
+        user.email,
+        "Reset your password",
+        f"Hello {user.username},\n\nSet a new password by opening this link:\n\n{link}\n\n"
+        f"The link is valid for {minutes} minutes and works once. If you did not ask for it, "
+        "ignore this email; your password stays as it is.\n",
+    )
+    return True
+
+
+def queue_verification_email(user_id: int) -> EnqueuedJob | None:
+    job = enqueue("email", send_verification_email, user_id, retries=EMAIL_RETRIES, backoff=EMAIL_BACKOFF)
+    if job is None:
+        log.error("verification email for user %s not queued (Redis down); the user can resend", user_id)
+    return job
+
+
+def queue_password_reset_email(user_id: int) -> EnqueuedJob | None:
+    job = enqueue("email", send_password_reset_email, user_id, retries=EMAIL_RETRIES, backoff=EMAIL_BACKOFF)
+    if job is None:
+        log.error("password reset email for user %s not queued (Redis down)", user_id)
+    return job

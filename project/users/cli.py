@@ -1,0 +1,52 @@
+"""`flask users create-admin` and `flask users cleanup-unverified`."""
+
+from __future__ import annotations
+
+import re
+
+import click
+from flask.cli import with_appcontext
+
+from project.errors import AppError
+from project.users.jobs import cleanup_unverified_users
+from project.users.service import create_user, find_by_login, normalize_email
+
+
+@click.group(help="User accounts.")
+def users() -> None:
+    pass
+
+
+def _default_username(email: str) -> str:
+    local = re.sub(r"[^A-Za-z0-9_.-]", "", email.split("@", 1)[0])[:50]
+    return local if len(local) >= 3 else f"admin-{local}"
+
+
+@users.command("create-admin")
+@click.option("--email", required=True, help="The admin's email (login name).")
+@click.option("--password", required=True, help="Checked against the password policy.")
+@click.option("--username", default=None, help="Defaults to the email's local part.")
+@with_appcontext
+def create_admin(email: str, password: str, username: str | None) -> None:
+    """Create an admin account (verified, active). Safe to run again: an existing admin with
+    that email is reported and left as it is."""
+    existing = find_by_login(normalize_email(email))
+    if existing is not None and existing.role == "admin":
+        click.echo(f"Admin {existing.email} already exists (id {existing.id}); nothing to do.")
+        return
+    try:
+        user = create_user(email, username or _default_username(email), password, role="admin", verified=True)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Created admin {user.email} (id {user.id}, username {user.username}).")
+
+
+@users.command("cleanup-unverified")
+@with_appcontext
+def cleanup_unverified_command() -> None:
+    """Delete accounts still unverified after UNVERIFIED_USER_TTL_HOURS, now."""
+    count = cleanup_unverified_users()
+    click.echo(f"Deleted {count} unverified account(s).")
+
+
+commands = [users]

@@ -1,0 +1,237 @@
+"""Users: profile, admin management, roles and the last-admin rule, deletion, cleanup."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from project.auth.jobs import queue_verification_email
+from project.auth.tokens import RESET, retire_tokens
+from project.database import utcnow
+from project.errors import Conflict, Forbidden, NotFound, field_error
+from project.extensions import db
+from project.pagination import paginate
+from project.security import check_password_policy, hash_password, revoke_sessions, verify_password
+from project.users.models import LoginFailure, User
+
+MAX_ID = 2**63 - 1  # beyond a BIGINT: never a row, and PostgreSQL would overflow on it
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+def get_visible_user(viewer: User, user_id: int) -> User:
+    """Admins see everyone; others only themselves (anyone else is a 404, not a 403)."""
+    if viewer.role != "admin" and viewer.id != user_id:
+        raise NotFound("User not found.")
+    return get_user(user_id)
+
+
+def find_by_login(login: str) -> User | None:
+    """The user a login name means: an email when it has an '@', else a username."""
+    name = login.strip().lower()
+    if "@" in name:
+        return db.session.scalar(select(User).where(User.email == name))
+    return db.session.scalar(select(User).where(func.lower(User.username) == name))
+
+
+def ensure_available(email: str | None, username: str | None, exclude_id: int | None = None) -> None:
+    """409 if another account has this email or username (both compared case-insensitively)."""
+    for field, column, value in (("email", User.email, email), ("username", User.username, username)):
+        if value is None:
+            continue
+        stmt = select(User.id).where(func.lower(column) == value.lower())
+        if exclude_id is not None:
+            stmt = stmt.where(User.id != exclude_id)
+        if db.session.scalar(stmt.limit(1)) is not None:
+            raise Conflict(f"That {field} is already taken.", errors={"json": {field: ["Already taken."]}})
+
+
+def commit_unique() -> None:
+    """Commit; a concurrent duplicate that slipped past `ensure_available` is still a 409."""
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise Conflict("That email or username is already taken.") from exc
+
+
+def create_user(
+    email: str, username: str, password: str, *, role: str = "user", verified: bool = False
+) -> User:
+    email = normalize_email(email)
+    check_password_policy(password)
+    ensure_available(email, username)
+    user = User(
+        email=email,
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        is_active=True,
+        is_verified=verified,
+    )
+    db.session.add(user)
+    commit_unique()
+    return user
+
+
+def _change_email(user: User, email: str, verified: bool | None = None) -> bool:
+    """Set a new email; it is unverified until proven (unless `verified` says otherwise)."""
+    email = normalize_email(email)
+    if email == user.email:
+        return False
+    ensure_available(email, None, exclude_id=user.id)
+    user.email = email
+    user.is_verified = bool(verified)
+    return not user.is_verified
+
+
+def update_me(
+    user: User,
+    session_id: str,
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    password: str | None = None,
+    current_password: str | None = None,
+) -> User:
+    """Profile update; a password change needs the current one and ends every other session."""
+    if password is not None:
+        if current_password is None:
+            raise field_error("current_password", "The current password is required to change it.")
+        if not verify_password(user.password_hash, current_password):
+            raise Forbidden("The current password is wrong.")
+        check_password_policy(password)
+    if username is not None and username != user.username:
+        ensure_available(None, username, exclude_id=user.id)
+        user.username = username
+    needs_verification = _change_email(user, email) if email is not None else False
+    if password is not None:
+        user.password_hash = hash_password(password)
+        retire_tokens(user.id, RESET)
+    commit_unique()
+    if password is not None:
+        revoke_sessions(user_id=user.id, keep=session_id)
+    if needs_verification:
+        queue_verification_email(user.id)
+    return user
+
+
+def list_users(
+    page: int, per_page: int, q: str | None = None, role: str | None = None, is_active: bool | None = None
+) -> dict:
+    stmt = select(User).order_by(User.id)
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(
+                func.lower(User.email).like(pattern, escape="\\"),
+                func.lower(User.username).like(pattern, escape="\\"),
+            )
+        )
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if is_active is not None:
+        stmt = stmt.where(User.is_active == is_active)
+    return paginate(stmt, page, per_page)
+
+
+def _other_active_admins(user_id: int) -> int:
+    """Active admins besides `user_id`, their rows locked (PostgreSQL) so two admins cannot
+    demote each other at the same time and leave none."""
+    ids = db.session.scalars(
+        select(User.id)
+        .where(User.role == "admin", User.is_active.is_(True), User.id != user_id)
+        .with_for_update()
+    ).all()
+    return len(ids)
+
+
+def _guard_last_admin(user: User, action: str) -> None:
+    if user.role == "admin" and user.is_active and _other_active_admins(user.id) == 0:
+        raise Conflict(f"Cannot {action} the last active admin.")
+
+
+def admin_update_user(
+    user_id: int,
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    is_active: bool | None = None,
+    is_verified: bool | None = None,
+) -> User:
+    user = get_user(user_id)
+    if is_active is False:
+        _guard_last_admin(user, "deactivate")
+    if username is not None and username != user.username:
+        ensure_available(None, username, exclude_id=user.id)
+        user.username = username
+    needs_verification = _change_email(user, email, is_verified) if email is not None else False
+    if is_verified is not None:
+        user.is_verified = is_verified
+        needs_verification = needs_verification and not is_verified
+    deactivating = is_active is False and user.is_active
+    if is_active is not None:
+        user.is_active = is_active
+    commit_unique()
+    if deactivating:
+        revoke_sessions(user_id=user.id)
+    if needs_verification:
+        queue_verification_email(user.id)
+    return user
+
+
+def set_role(user_id: int, role: str) -> User:
+    user = get_user(user_id)
+    if role != "admin":
+        _guard_last_admin(user, "demote")
+    user.role = role
+    db.session.commit()
+    return user
+
+
+def deactivate_user(user_id: int) -> User:
+    """Deactivate and end every session at once (its access and refresh tokens are 401)."""
+    return admin_update_user(user_id, is_active=False)
+
+
+def activate_user(user_id: int) -> User:
+    return admin_update_user(user_id, is_active=True)
+
+
+def delete_user(user_id: int) -> None:
+    """Hard delete; sessions and tokens go with it (ON DELETE CASCADE), orders keep a NULL user."""
+    user = get_user(user_id)
+    _guard_last_admin(user, "delete")
+    db.session.delete(user)
+    db.session.commit()
+
+
+def cleanup_unverified(ttl_hours: int) -> int:
+    """Delete non-admin accounts still unverified `ttl_hours` after sign-up; returns the count.
+
+    Also drops login failures older than a day (the lockout looks back 15 minutes).
+    """
+    now = utcnow()
+    count = db.session.execute(
+        delete(User)
+        .where(
+            User.is_verified.is_(False),
+            User.role != "admin",
+            User.created_at < now - timedelta(hours=ttl_hours),
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.execute(delete(LoginFailure).where(LoginFailure.failed_at < now - timedelta(days=1)))
+    db.session.commit()
+    return count
