@@ -6,15 +6,22 @@ import re
 
 import click
 from flask.cli import with_appcontext
+from marshmallow import Schema, ValidationError
 
 from project.errors import AppError
 from project.users.jobs import cleanup_unverified_users
+from project.users.schemas import email_field, username_field
 from project.users.service import create_user, find_by_login, normalize_email
 
 
 @click.group(help="User accounts.")
 def users() -> None:
     pass
+
+
+class AdminArgs(Schema):
+    email = email_field(required=True)
+    username = username_field(required=True)
 
 
 def _default_username(email: str) -> str:
@@ -30,12 +37,16 @@ def _default_username(email: str) -> str:
 def create_admin(email: str, password: str, username: str | None) -> None:
     """Create an admin account (verified, active). Safe to run again: an existing admin with
     that email is reported and left as it is."""
-    existing = find_by_login(normalize_email(email))
+    try:
+        args = AdminArgs().load({"email": email, "username": username or _default_username(email)})
+    except ValidationError as exc:
+        raise click.ClickException(f"Invalid input: {exc.messages}") from exc
+    existing = find_by_login(normalize_email(args["email"]))
     if existing is not None and existing.role == "admin":
         click.echo(f"Admin {existing.email} already exists (id {existing.id}); nothing to do.")
         return
     try:
-        user = create_user(email, username or _default_username(email), password, role="admin", verified=True)
+        user = create_user(args["email"], args["username"], password, role="admin", verified=True)
     except AppError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"Created admin {user.email} (id {user.id}, username {user.username}).")
