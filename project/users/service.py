@@ -147,14 +147,16 @@ def list_users(
 
 
 def _other_active_admins(user_id: int) -> int:
-    """Active admins besides `user_id`, their rows locked (PostgreSQL) so two admins cannot
-    demote each other at the same time and leave none."""
+    """Active admins besides `user_id`. Every active admin row is locked in id order
+    (PostgreSQL), so two admins demoting each other at once queue up instead of both
+    succeeding (or deadlocking), and the second then sees it is the last one."""
     ids = db.session.scalars(
         select(User.id)
-        .where(User.role == "admin", User.is_active.is_(True), User.id != user_id)
+        .where(User.role == "admin", User.is_active.is_(True))
+        .order_by(User.id)
         .with_for_update()
     ).all()
-    return len(ids)
+    return sum(1 for admin_id in ids if admin_id != user_id)
 
 
 def _guard_last_admin(user: User, action: str) -> None:

@@ -71,10 +71,7 @@ def login(client):
     return do
 
 
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
-def as_bearer():
-    return bearer
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    return free_port()

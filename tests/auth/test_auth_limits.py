@@ -4,7 +4,6 @@ import logging
 from datetime import timedelta
 
 import pytest
-from conftest import bearer, free_port
 from rq import Queue
 
 from project.database import utcnow
@@ -12,6 +11,10 @@ from project.extensions import db, redis_client
 from project.users.models import LoginFailure
 
 API = "/api/v1/auth"
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def bad_login(client, name, ip="10.0.0.1", key="email"):
@@ -121,8 +124,8 @@ def test_email_goes_to_the_email_queue_with_retries(client, app):
         assert all(isinstance(arg, int) for arg in job.args)
 
 
-def test_failed_smtp_send_raises_and_is_scheduled_for_retry(client, app, run_jobs):
-    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())  # nothing listens there
+def test_failed_smtp_send_raises_and_is_scheduled_for_retry(client, app, run_jobs, closed_port):
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=closed_port)  # nothing listens there
     client.post(
         f"{API}/register", json={"email": "r@example.com", "username": "rrr", "password": "Sup3r$ecret!"}
     )

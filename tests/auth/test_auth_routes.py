@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from conftest import bearer
 
 from project.auth.models import AuthSession
 from project.database import utcnow
@@ -12,6 +11,10 @@ from project.users.models import User, UserToken
 
 PASSWORD = "Sup3r$ecret!"
 API = "/api/v1/auth"
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def register(client, email="bob@example.com", username="bob", password=PASSWORD, **extra):

@@ -1,8 +1,10 @@
 """The whole client story, through HTTP, with the email read from a real SMTP server."""
 
-from conftest import bearer
-
 PASSWORD = "Sup3r$ecret!"
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_register_verify_login_refresh_me_logout(client, smtp_server, run_jobs):

@@ -37,7 +37,3 @@ def tokens_of(client):
         return response.get_json()
 
     return login
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}

@@ -1,13 +1,16 @@
 """Admin management of users: list, get, update, role, deactivate/activate, delete."""
 
 import pytest
-from conftest import bearer
 
 from project.extensions import db
 from project.users.models import User
 
 USERS = "/api/v1/users"
 HUGE = 2**64
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_list_is_paginated_with_filters(client, admin, make_user, admin_headers):
@@ -181,3 +184,28 @@ def test_delete_failures(client, app, admin, admin_headers, user, user_headers):
     assert client.delete(f"{USERS}/{admin['id']}", headers=admin_headers).status_code == 409
     with app.app_context():
         assert db.session.get(User, admin["id"]) is not None
+
+
+@pytest.mark.postgres
+def test_two_admins_demoting_themselves_at_once_leave_one_admin(app, make_user, auth_headers):
+    import threading
+
+    admins = [make_user("admin") for _ in range(2)]
+    headers = [auth_headers(a) for a in admins]
+    barrier = threading.Barrier(2)
+    codes: list[int] = []
+
+    def demote(index: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        url = f"{USERS}/{admins[index]['id']}/role"
+        codes.append(client.put(url, headers=headers[index], json={"role": "user"}).status_code)
+
+    threads = [threading.Thread(target=demote, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [200, 409]
+    with app.app_context():
+        assert db.session.query(User).filter_by(role="admin", is_active=True).count() == 1

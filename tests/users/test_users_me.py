@@ -1,9 +1,12 @@
 """/users/me: read, profile update, email change, password change."""
 
 import pytest
-from conftest import bearer
 
 ME = "/api/v1/users/me"
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_me_returns_the_current_user_without_secrets(client, user, user_headers):
