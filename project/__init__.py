@@ -86,6 +86,9 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from project.extensions import api
+    from project.routing import register_converters
+
+    register_converters(app)
 
     for feature in FEATURES:
         routes = importlib.import_module(f"project.{feature}.routes")
