@@ -26,6 +26,23 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES per operation)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider
+
+bench: install  ## gRPC ValidateToken vs GET /api/v1/users/me (needs DATABASE_URL on PostgreSQL)
+	$(BIN)/python bench/grpc.py
+
+# The generated code is checked in (project/rpc/generated); run this after editing protos/.
+# protoc writes `import auth_pb2`, which only works from that directory: make it a package import.
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=project/rpc/generated \
+		--pyi_out=project/rpc/generated --grpc_python_out=project/rpc/generated protos/auth.proto
+	sed -i 's/^import auth_pb2 as auth__pb2$$/from project.rpc.generated import auth_pb2 as auth__pb2/' \
+		project/rpc/generated/auth_pb2_grpc.py
+
+grpc: install
+	$(BIN)/python grpc_server.py
+
 worker: install
 	$(BIN)/python worker.py
 

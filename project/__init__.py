@@ -27,6 +27,7 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     derive_settings(app)
     register_extensions(app)
     register_blueprints(app)
+    register_observability(app)
     register_errorhandlers(app)
     register_commands(app)
     app.wsgi_app = StripTrailingSlash(app.wsgi_app)
@@ -95,6 +96,12 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(routes.blp)
         if hasattr(routes, "init_app"):
             routes.init_app(app)
+
+
+def register_observability(app: Flask) -> None:
+    from project.ops import register_observability as register
+
+    register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -34,25 +34,25 @@ class PeriodicJob:
 
 PERIODIC_JOBS = (
     PeriodicJob(
-        id="periodic:products-sync",
+        id="periodic-products-sync",
         func="project.products.jobs.sync_products_job",
         queue="sync",
         interval_config="PRODUCTS_SYNC_INTERVAL_MINUTES",
     ),
     PeriodicJob(
-        id="periodic:cleanup-unverified-users",
+        id="periodic-cleanup-unverified-users",
         func="project.users.jobs.cleanup_unverified_users",
         queue="cleanup",
         interval_seconds=3600,
     ),
     PeriodicJob(
-        id="periodic:expire-reservations",
+        id="periodic-expire-reservations",
         func="project.orders.jobs.expire_reservations",
         queue="stock",
         interval_seconds=60,
     ),
     PeriodicJob(
-        id="periodic:requeue-lost-orders",
+        id="periodic-requeue-lost-orders",
         func="project.orders.jobs.requeue_lost_orders",
         queue="stock",
         interval_seconds=60,

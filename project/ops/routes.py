@@ -1,13 +1,72 @@
-"""Health checks (liveness and per dependency)."""
+"""Health checks (liveness and per dependency) and Prometheus metrics.
 
+Health bodies keep their own shape on 503 too (`{"status": "down", "error"}`), so a probe
+reads one format; they and /metrics are exempt from rate limits.
+"""
+
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
+
+from project import metrics
+from project.ops import health
+from project.ops.schemas import FullHealthSchema, HealthSchema
 
 blp = Blueprint("ops", __name__, description="Health checks and metrics.")
 
 
+def _answer(result: dict) -> tuple[dict, int]:
+    return result, 503 if result["status"] == health.DOWN else 200
+
+
 @blp.route("/health")
 class Liveness(MethodView):
+    @blp.response(200, HealthSchema)
     def get(self):
         """Liveness: the process answers; no dependency is touched."""
         return {"status": "ok"}
+
+
+@blp.route("/health/db")
+class DatabaseHealth(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="The database is down.")
+    def get(self):
+        """Database: one round trip, with its latency."""
+        return _answer(health.check_database())
+
+
+@blp.route("/health/cache")
+class CacheHealth(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="Redis is down.")
+    def get(self):
+        """Cache: a Redis PING, with its latency (in-process cache without REDIS_URL)."""
+        return _answer(health.check_cache())
+
+
+@blp.route("/health/full")
+class FullHealth(MethodView):
+    @blp.response(200, FullHealthSchema)
+    @blp.alt_response(503, schema=FullHealthSchema, description="The database or Redis is down.")
+    def get(self):
+        """Every component: database, Redis, queue depth, workers and the scheduler."""
+        report, healthy = health.full_report()
+        return report, 200 if healthy else 503
+
+
+@blp.route("/metrics")
+class Metrics(MethodView):
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    def get(self):
+        """Prometheus metrics: requests by endpoint and status, latency, cache, queue depth."""
+        health.refresh_queue_metrics()
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)

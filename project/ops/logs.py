@@ -1,0 +1,112 @@
+"""Logging: JSON (LOG_FORMAT=json) or plain lines, each carrying the request id.
+
+The request id comes from `X-Request-ID` when it is a sane token, else a new one; it is
+echoed in the response and put on every log line of the request by a logging filter that
+reads a context variable (so it works in any thread and outside Flask too: "-").
+One access line per request: method, path without the query string, status, duration.
+Headers, bodies and query strings are never logged, so tokens and passwords stay out.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+from pythonjsonlogger.json import JsonFormatter
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+access_log = logging.getLogger("access")
+OWN_LOGGERS = {"access", "project", "worker", "grpc_server", "rq", "rq_scheduler", "gunicorn"}
+PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def build_handler(log_format: str, stream=None) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if log_format == "json":
+        formatter = JsonFormatter(
+            JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}
+        )
+    else:
+        formatter = logging.Formatter(PLAIN_FORMAT)
+    handler.setFormatter(formatter)
+    handler.addFilter(RequestIdFilter())
+    handler._app_handler = True  # ours: replaced, not stacked, when another app is created
+    return handler
+
+
+def configure_logging(app: Flask) -> logging.Handler:
+    """Install the one root handler (process-wide) and return it (app.extensions["log_handler"])."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_app_handler", False)]:
+        root.removeHandler(old)
+    handler = build_handler((app.config.get("LOG_FORMAT") or "plain").lower())
+    root.addHandler(handler)
+    root.setLevel((app.config.get("LOG_LEVEL") or "INFO").upper())
+    # A logging.config call (Alembic's fileConfig in `db upgrade`, for one) disables every
+    # logger that existed before it; ours must keep logging.
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and name.split(".")[0] in OWN_LOGGERS:
+            logger.disabled = False
+    # Werkzeug's dev-server access lines duplicate ours.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app.extensions["log_handler"] = handler
+    return handler
+
+
+def incoming_request_id() -> str:
+    value = request.headers.get(REQUEST_ID_HEADER, "")
+    return value if REQUEST_ID_PATTERN.match(value) else uuid.uuid4().hex
+
+
+def register_request_logging(app: Flask) -> None:
+    def start_request() -> None:
+        g.request_started = time.perf_counter()
+        g.request_id = incoming_request_id()
+        g.request_id_token = request_id_var.set(g.request_id)
+
+    # First of all before-request hooks, so a request the rate limiter refuses has an id too.
+    app.before_request_funcs.setdefault(None, []).insert(0, start_request)
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        started = g.get("request_started")
+        duration_ms = (time.perf_counter() - started) * 1000 if started else 0.0
+        access_log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(duration_ms, 2),
+                "remote_addr": request.remote_addr,
+            },
+        )
+        return response
+
+    @app.teardown_request
+    def end_request(_exc) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)

@@ -1,0 +1,56 @@
+"""`auth.AuthService`: ValidateToken runs the REST API's own token check (`authenticate`)."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from project.errors import AppError
+from project.redis_client import REDIS_ERRORS
+from project.rpc.generated import auth_pb2, auth_pb2_grpc
+from project.security import authenticate
+
+log = logging.getLogger(__name__)
+
+# A JWT of ours is a few hundred bytes; anything much longer is not one.
+MAX_TOKEN_LENGTH = 8192
+
+
+class AuthService(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def ValidateToken(self, request, context):  # noqa: N802 (the generated name)
+        token = request.token.strip()
+        if token.lower().startswith("bearer "):
+            token = token[7:].strip()
+        if not token:
+            return invalid("A token is required.")
+        if len(token) > MAX_TOKEN_LENGTH:
+            return invalid("Invalid token.")
+        try:
+            with self.app.app_context():
+                user, claims = authenticate(token, "access")
+                return auth_pb2.ValidateTokenResponse(
+                    valid=True,
+                    user_id=user.id,
+                    email=user.email,
+                    role=user.role,
+                    expires_at=int(claims["exp"]),
+                )
+        except AppError as exc:
+            return invalid(exc.message)
+        except (OperationalError, *REDIS_ERRORS) as exc:
+            # Not the token's fault: the caller may retry, so say UNAVAILABLE, not "invalid".
+            log.error("token check unavailable: %s", exc.__class__.__name__)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "The token store is unavailable, try again later.")
+        except Exception:
+            log.exception("token check failed")
+            return invalid("Invalid token.")
+
+
+def invalid(error: str) -> auth_pb2.ValidateTokenResponse:
+    return auth_pb2.ValidateTokenResponse(valid=False, error=error)

@@ -1,0 +1,169 @@
+"""auth.AuthService through a real server on a free port and a real client."""
+
+from datetime import timedelta
+
+import grpc
+import pytest
+from flask_jwt_extended import create_access_token
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from grpc_server import SERVICE_NAME, serve
+from project.extensions import db
+from project.rpc.generated import auth_pb2, auth_pb2_grpc
+from project.security import revoke_sessions, start_session
+from project.users.models import User
+
+
+@pytest.fixture
+def grpc_channel(app):
+    running = serve(0, app, host="127.0.0.1", max_workers=4)
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    grpc.channel_ready_future(channel).result(timeout=10)
+    yield channel
+    channel.close()
+    running.stop(grace=None)
+
+
+@pytest.fixture
+def stub(grpc_channel):
+    return auth_pb2_grpc.AuthServiceStub(grpc_channel)
+
+
+@pytest.fixture
+def tokens(app, user):
+    with app.app_context():
+        return start_session(db.session.get(User, user["id"]), "grpc-test", "127.0.0.1")
+
+
+def validate(stub, token: str) -> auth_pb2.ValidateTokenResponse:
+    return stub.ValidateToken(auth_pb2.ValidateTokenRequest(token=token), timeout=10)
+
+
+def test_valid_access_token(stub, user, tokens):
+    reply = validate(stub, tokens["access_token"])
+    assert reply.valid is True
+    assert reply.user_id == user["id"]
+    assert reply.email == user["email"]
+    assert reply.role == "user"
+    assert reply.expires_at > 0
+    assert reply.error == ""
+
+
+def test_admin_role_is_read_from_the_database(app, stub, admin, auth_headers):
+    token = auth_headers(admin)["Authorization"].split()[1]
+    reply = validate(stub, token)
+    assert reply.valid and reply.role == "admin"
+
+
+GARBAGE = ["", "   ", "not-a-jwt", "a.b.c", "x" * 20000, "\u00e9\u2603.\u00ff.\u0000", "Bearer "]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_garbage_is_invalid_not_an_error(stub, garbage):
+    reply = validate(stub, garbage)
+    assert reply.valid is False
+    assert reply.error
+    assert reply.user_id == 0
+
+
+def test_expired_token(app, stub, user, tokens):
+    with app.app_context():
+        claims = {"sid": "whatever", "role": "user"}
+        expired = create_access_token(
+            identity=str(user["id"]), additional_claims=claims, expires_delta=timedelta(seconds=-30)
+        )
+    reply = validate(stub, expired)
+    assert reply.valid is False
+    assert "expired" in reply.error.lower()
+
+
+def test_token_signed_with_another_key(app, stub, user):
+    import jwt as pyjwt
+
+    forged = pyjwt.encode(
+        {"sub": str(user["id"]), "type": "access", "sid": "x", "exp": 4102444800}, "not-our-key" * 4
+    )
+    reply = validate(stub, forged)
+    assert reply.valid is False and reply.error
+
+
+def test_refresh_token_is_not_an_access_token(stub, tokens):
+    reply = validate(stub, tokens["refresh_token"])
+    assert reply.valid is False
+    assert "access" in reply.error
+
+
+def test_revoked_session(app, stub, user, tokens):
+    assert validate(stub, tokens["access_token"]).valid
+    with app.app_context():
+        assert revoke_sessions(user_id=user["id"]) == 1
+    reply = validate(stub, tokens["access_token"])
+    assert reply.valid is False
+    assert "revoked" in reply.error
+
+
+def test_deactivated_user(app, stub, user, tokens):
+    with app.app_context():
+        db.session.get(User, user["id"]).is_active = False
+        db.session.commit()
+    reply = validate(stub, tokens["access_token"])
+    assert reply.valid is False
+    assert "deactivated" in reply.error
+
+
+def test_deleted_user(app, stub, user, tokens):
+    with app.app_context():
+        db.session.delete(db.session.get(User, user["id"]))
+        db.session.commit()
+    assert validate(stub, tokens["access_token"]).valid is False
+
+
+def test_bearer_prefix_is_accepted(stub, tokens):
+    assert validate(stub, f"Bearer {tokens['access_token']}").valid
+
+
+def test_health_serving(grpc_channel):
+    health = health_pb2_grpc.HealthStub(grpc_channel)
+    for service in ("", SERVICE_NAME):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as exc:
+        health.Check(health_pb2.HealthCheckRequest(service="nope.Nope"), timeout=10)
+    assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_the_service(grpc_channel):
+    reflection = reflection_pb2_grpc.ServerReflectionStub(grpc_channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    (reply,) = list(reflection.ServerReflectionInfo(iter([request]), timeout=10))
+    names = {service.name for service in reply.list_services_response.service}
+    assert "auth.AuthService" in names
+    assert "grpc.health.v1.Health" in names
+
+
+def test_graceful_stop_turns_health_not_serving(app):
+    running = serve(0, app, host="127.0.0.1", max_workers=2)
+    running.stop(grace=1)
+    assert running.health._server_status[""] == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_database_down_is_unavailable_not_invalid():
+    """Not the token's fault: the caller should retry, not log the user out."""
+    from project import create_app
+
+    down = create_app(
+        app_env="testing", overrides={"SQLALCHEMY_DATABASE_URI": "postgresql://nobody@127.0.0.1:1/none"}
+    )
+    with down.app_context():
+        token = create_access_token(identity="1", additional_claims={"sid": "s", "role": "user"})
+    running = serve(0, down, host="127.0.0.1", max_workers=2)
+    try:
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+            pytest.raises(grpc.RpcError) as exc,
+        ):
+            validate(auth_pb2_grpc.AuthServiceStub(channel), token)
+        assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        running.stop(grace=None)
