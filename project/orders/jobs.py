@@ -6,6 +6,7 @@ runs `expire_reservations` and `requeue_lost_orders` every minute (project/sched
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -82,8 +83,6 @@ def _live_job_ids(job_ids: list[str]) -> set[str]:
         if job.get_status(refresh=False) in LIVE_STATUSES:
             live.add(job_id)
         else:
-            try:
+            with contextlib.suppress(NoSuchJobError):
                 job.delete()  # a finished/failed record would shadow the new job's registries
-            except NoSuchJobError:
-                pass
     return live

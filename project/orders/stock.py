@@ -29,10 +29,7 @@ BATCH_SIZE = 500
 def lock_order(order_id: int) -> Order | None:
     """The order, its row locked until commit/rollback, its attributes read afresh."""
     stmt = (
-        select(Order)
-        .where(Order.id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
     )
     return db.session.scalars(stmt).first()
 

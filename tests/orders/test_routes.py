@@ -109,7 +109,10 @@ def test_every_route_needs_a_token(client):
         {"items": [{"product_id": "P", "quantity": 1, "price": 0}]},
         {"items": [{"product_id": "P", "quantity": 1}], "user_id": 1},
         {"items": [{"product_id": "P", "quantity": 1}, {"product_id": "P", "quantity": 2}]},
-        {"items": [{"product_id": "P", "quantity": 1}] + [{"product_id": i, "quantity": 1} for i in range(9, 120)]},
+        {
+            "items": [{"product_id": "P", "quantity": 1}]
+            + [{"product_id": i, "quantity": 1} for i in range(9, 120)]
+        },
     ],
 )
 def test_invalid_bodies_are_422(client, make_product, user_headers, body):
@@ -266,7 +269,9 @@ def test_list_shows_own_orders_paginated_and_filtered(
     assert none["items"] == [] and none["pages"] == 0
 
 
-def test_a_user_cannot_filter_by_another_user(client, place, make_product, user_headers, make_user, auth_headers):
+def test_a_user_cannot_filter_by_another_user(
+    client, place, make_product, user_headers, make_user, auth_headers
+):
     other = make_user()
     place(auth_headers(other), [(make_product(), 1)])
     page = client.get(f"{ORDERS}?user_id={other['id']}", headers=user_headers).get_json()
@@ -442,7 +447,9 @@ def test_expired_reservations_are_cancelled_and_stock_returned(
     assert stock_of(pid) == 5
 
 
-def test_fresh_reservations_do_not_expire(client, place, make_product, stock_of, user_headers, run_jobs, in_app):
+def test_fresh_reservations_do_not_expire(
+    client, place, make_product, stock_of, user_headers, run_jobs, in_app
+):
     order_id, pid = _reserved_order(place, make_product, user_headers, run_jobs)
     assert in_app(order_jobs.expire_reservations) == 0
     assert client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()["status"] == "reserved"
