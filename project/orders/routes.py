@@ -1,4 +1,17 @@
+"""Orders: `POST` answers 202 and a worker reserves the stock (project/orders/jobs.py)."""
+
+from flask.views import MethodView
 from flask_smorest import Blueprint
+
+from project.orders import service
+from project.orders.schemas import (
+    IdempotencyHeaderSchema,
+    OrderCreateSchema,
+    OrderListArgsSchema,
+    OrderSchema,
+)
+from project.pagination import page_of
+from project.security import auth_required, current_user
 
 blp = Blueprint(
     "orders",
@@ -6,3 +19,59 @@ blp = Blueprint(
     url_prefix="/api/v1/orders",
     description="Orders whose stock is reserved by background workers.",
 )
+
+
+def _viewer() -> tuple[int, bool]:
+    user = current_user()
+    return user.id, user.role == "admin"
+
+
+@blp.route("")
+class Orders(MethodView):
+    @auth_required()
+    @blp.arguments(OrderListArgsSchema, location="query")
+    @blp.response(200, page_of(OrderSchema))
+    def get(self, args):
+        """List orders: your own; an admin sees all and may filter by user_id."""
+        viewer_id, is_admin = _viewer()
+        return service.list_orders(viewer_id, is_admin, **args)
+
+    @auth_required()
+    @blp.arguments(OrderCreateSchema)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.response(202, OrderSchema)
+    @blp.alt_response(409, description="Idempotency-Key reused with another body")
+    @blp.alt_response(422, description="Unknown or deleted product, bad quantity, empty list")
+    def post(self, body, headers):
+        """Place an order: stored pending, its stock reserved by a worker."""
+        return service.create_order(current_user().id, body["items"], headers.get("idempotency_key"))
+
+
+@blp.route("/<int:order_id>")
+class OrderDetail(MethodView):
+    @auth_required()
+    @blp.response(200, OrderSchema)
+    @blp.alt_response(404, description="No such order, or another user's")
+    def get(self, order_id: int):
+        """One order (owner or admin)."""
+        return service.get_order(order_id, *_viewer())
+
+
+@blp.route("/<int:order_id>/pay")
+class OrderPay(MethodView):
+    @auth_required()
+    @blp.response(200, OrderSchema)
+    @blp.alt_response(409, description="The order is not reserved")
+    def post(self, order_id: int):
+        """Pay a reserved order."""
+        return service.pay_order(order_id, *_viewer())
+
+
+@blp.route("/<int:order_id>/cancel")
+class OrderCancel(MethodView):
+    @auth_required()
+    @blp.response(200, OrderSchema)
+    @blp.alt_response(409, description="The order is neither pending nor reserved")
+    def post(self, order_id: int):
+        """Cancel a pending or reserved order; reserved stock is returned at once."""
+        return service.cancel_order(order_id, *_viewer())

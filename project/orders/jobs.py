@@ -1,0 +1,88 @@
+"""Worker entry points of the orders feature (the "stock" queue).
+
+`reserve_order` is enqueued by `POST /orders` under a deterministic job id; the scheduler
+runs `expire_reservations` and `requeue_lost_orders` every minute (project/schedule.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from project import jobs
+from project.database import utcnow
+from project.extensions import redis_client
+from project.orders import stock
+
+log = logging.getLogger(__name__)
+
+# Short: a job whose worker died counts as lost once RQ sees it past its timeout.
+RESERVE_TIMEOUT_SECONDS = 30
+RESERVE_BACKOFF = (5, 30, 120)
+LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+
+
+def reservation_job_id(order_id: int) -> str:
+    return f"orders-reserve-{order_id}"
+
+
+def enqueue_reservation(order_id: int) -> bool:
+    """Queue the reservation of a committed order; False when Redis is down (recovered later)."""
+    job = jobs.enqueue(
+        "stock",
+        reserve_order,
+        order_id,
+        job_id=reservation_job_id(order_id),
+        retries=len(RESERVE_BACKOFF),
+        backoff=RESERVE_BACKOFF,
+        timeout=RESERVE_TIMEOUT_SECONDS,
+    )
+    return job is not None
+
+
+def reserve_order(order_id: int) -> str | None:
+    return stock.reserve_order(order_id)
+
+
+def expire_reservations() -> int:
+    return stock.expire_reservations(current_app.config["RESERVATION_TTL_MINUTES"])
+
+
+def requeue_lost_orders() -> int:
+    """Re-enqueue pending orders older than ORDERS_REQUEUE_AFTER_SECONDS with no live job.
+
+    Lost means the enqueue failed (Redis was down at POST time), or the job ended without
+    moving the order (worker killed, retries spent). Reservation is idempotent, so a
+    duplicate run at worst changes nothing.
+    """
+    after = current_app.config.get("ORDERS_REQUEUE_AFTER_SECONDS", 60)
+    ids = stock.stale_pending_order_ids(utcnow() - timedelta(seconds=after))
+    live = _live_job_ids([reservation_job_id(order_id) for order_id in ids])
+    requeued = [i for i in ids if reservation_job_id(i) not in live and enqueue_reservation(i)]
+    if requeued:
+        log.warning("re-enqueued %s lost order reservations: %s", len(requeued), requeued[:20])
+    return len(requeued)
+
+
+def _live_job_ids(job_ids: list[str]) -> set[str]:
+    """The ids among `job_ids` whose RQ job is queued, running or waiting for a retry."""
+    if not job_ids or not redis_client.enabled:
+        return set()
+    connection = redis_client.client
+    # Moves jobs of dead workers (past their timeout) from "started" to failed.
+    jobs.get_queue("stock").started_job_registry.cleanup()
+    live = set()
+    for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=connection), strict=True):
+        if job is None:
+            continue
+        if job.get_status(refresh=False) in LIVE_STATUSES:
+            live.add(job_id)
+        else:
+            with contextlib.suppress(NoSuchJobError):
+                job.delete()  # a finished/failed record would shadow the new job's registries
+    return live

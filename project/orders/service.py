@@ -1,0 +1,134 @@
+"""Orders: create (idempotent), read, pay and cancel. Stock moves live in `stock.py`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from project.errors import Conflict, NotFound, field_error
+from project.extensions import db
+from project.orders import stock
+from project.orders.jobs import enqueue_reservation
+from project.orders.models import Order, OrderItem
+from project.orders.schemas import MAX_ID
+from project.pagination import paginate
+from project.products.models import Product
+
+log = logging.getLogger(__name__)
+
+# Numeric(12, 2) holds below 10**10.
+MAX_TOTAL = Decimal("9999999999.99")
+
+
+def create_order(user_id: int, items: list[dict], idempotency_key: str | None = None) -> Order:
+    """Store a pending order with the current unit prices, then queue its reservation.
+
+    With an idempotency key, a repeat of the same body returns the first order and another
+    body is a 409; two concurrent firsts meet at the unique (user_id, key) constraint.
+    """
+    request_hash = _request_hash(items) if idempotency_key else None
+    if idempotency_key:
+        existing = _by_key(user_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_hash)
+
+    prices = _current_prices([item["product_id"] for item in items])
+    lines = [
+        OrderItem(product_id=i["product_id"], quantity=i["quantity"], unit_price=prices[i["product_id"]])
+        for i in items
+    ]
+    total = sum((line.unit_price * line.quantity for line in lines), Decimal("0.00"))
+    if total > MAX_TOTAL:
+        raise field_error("items", f"The order total must not exceed {MAX_TOTAL}.")
+    order = Order(
+        user_id=user_id,
+        status="pending",
+        total=total,
+        items=lines,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    db.session.add(order)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        winner = _by_key(user_id, idempotency_key) if idempotency_key else None
+        if winner is None:
+            raise
+        return _replay(winner, request_hash)
+
+    # Committed first: if Redis is down the order waits for requeue_lost_orders.
+    if not enqueue_reservation(order.id):
+        log.warning("order %s stored, its reservation not queued (Redis down)", order.id)
+    return db.session.get(Order, order.id, populate_existing=True)
+
+
+def _request_hash(items: list[dict]) -> str:
+    canonical = sorted((i["product_id"], i["quantity"]) for i in items)
+    return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()
+
+
+def _by_key(user_id: int, key: str) -> Order | None:
+    return db.session.scalars(
+        select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
+    ).first()
+
+
+def _replay(order: Order, request_hash: str | None) -> Order:
+    if order.request_hash != request_hash:
+        raise Conflict("This Idempotency-Key was already used with a different request body.")
+    return order
+
+
+def _current_prices(product_ids: list[int]) -> dict[int, Decimal]:
+    rows = db.session.execute(
+        select(Product.id, Product.price).where(Product.id.in_(product_ids), Product.deleted_at.is_(None))
+    ).all()
+    prices = {row.id: row.price for row in rows}
+    missing = [pid for pid in product_ids if pid not in prices]
+    if missing:
+        names = ", ".join(str(pid) for pid in missing)
+        raise field_error("items", f"Unknown or deleted product(s): {names}.")
+    return prices
+
+
+def get_order(order_id: int, viewer_id: int, is_admin: bool) -> Order:
+    """The order if the viewer owns it or is an admin; otherwise 404 (no existence leak)."""
+    order = db.session.get(Order, order_id) if 0 < order_id <= MAX_ID else None
+    if order is None or not (is_admin or order.user_id == viewer_id):
+        raise NotFound("Order not found.")
+    return order
+
+
+def list_orders(
+    viewer_id: int,
+    is_admin: bool,
+    page: int,
+    per_page: int,
+    status: str | None = None,
+    user_id: int | None = None,
+) -> dict:
+    stmt = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
+    if not is_admin:
+        stmt = stmt.where(Order.user_id == viewer_id)
+    elif user_id is not None:
+        stmt = stmt.where(Order.user_id == user_id)
+    if status is not None:
+        stmt = stmt.where(Order.status == status)
+    return paginate(stmt, page, per_page)
+
+
+def pay_order(order_id: int, viewer_id: int, is_admin: bool) -> Order:
+    get_order(order_id, viewer_id, is_admin)
+    return stock.pay_order(order_id)
+
+
+def cancel_order(order_id: int, viewer_id: int, is_admin: bool) -> Order:
+    get_order(order_id, viewer_id, is_admin)
+    return stock.cancel_order(order_id)

@@ -1,0 +1,179 @@
+"""Stock reservation and release: the order state machine's transactions.
+
+Every transition locks the order row (`SELECT ... FOR UPDATE` on PostgreSQL) and then moves
+the status with a conditional UPDATE (`WHERE status IN (...)`), so it is race-safe on SQLite
+too: of two concurrent transitions from one status only one changes a row. Stock moves with
+one conditional UPDATE per item, in product-id order (no deadlocks between orders), inside
+the same transaction as the status change: all items or none, exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from project.database import utcnow
+from project.errors import Conflict
+from project.extensions import db
+from project.orders.models import Order, OrderItem
+from project.products.models import Product
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+
+
+def lock_order(order_id: int) -> Order | None:
+    """The order, its row locked until commit/rollback, its attributes read afresh."""
+    stmt = (
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    )
+    return db.session.scalars(stmt).first()
+
+
+def transition(order_id: int, from_statuses: Iterable[str], to_status: str, **values) -> bool:
+    """Move the order to `to_status` if it is still in one of `from_statuses`; no commit."""
+    result = db.session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status.in_(tuple(from_statuses)))
+        .values(status=to_status, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _by_product(items: Iterable[OrderItem]) -> list[OrderItem]:
+    return sorted(items, key=lambda item: item.product_id)
+
+
+def _take(item: OrderItem) -> bool:
+    result = db.session.execute(
+        update(Product)
+        .where(
+            Product.id == item.product_id,
+            Product.stock >= item.quantity,
+            Product.deleted_at.is_(None),
+        )
+        .values(stock=Product.stock - item.quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _give_back(item: OrderItem) -> None:
+    db.session.execute(
+        update(Product)
+        .where(Product.id == item.product_id)
+        .values(stock=Product.stock + item.quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _shortfall_reason(item: OrderItem) -> str:
+    product = db.session.get(Product, item.product_id, populate_existing=True)
+    if product is None or product.deleted_at is not None:
+        return f"Product {item.product_id} is no longer available."
+    return (
+        f"Not enough stock for product {item.product_id} "
+        f"({product.name}): {item.quantity} requested, {product.stock} available."
+    )[:255]
+
+
+def reserve_order(order_id: int) -> str | None:
+    """Reserve the stock of every item of a pending order, or none; returns the final status.
+
+    Acts only on a `pending` order, so a second run (a retry, a duplicate job, a job after
+    a cancel) changes nothing.
+    """
+    order = lock_order(order_id)
+    if order is None or order.status != "pending":
+        db.session.rollback()
+        return order.status if order else None
+    for item in _by_product(order.items):
+        if not _take(item):
+            reason = _shortfall_reason(item)
+            db.session.rollback()
+            return _fail(order_id, reason)
+    if not transition(order_id, ("pending",), "reserved", reserved_at=utcnow()):
+        db.session.rollback()  # cancelled meanwhile (SQLite has no row lock): undo the stock
+        return None
+    db.session.commit()
+    return "reserved"
+
+
+def _fail(order_id: int, reason: str) -> str | None:
+    order = lock_order(order_id)
+    if order is None or not transition(order_id, ("pending",), "failed", failure_reason=reason):
+        db.session.rollback()
+        return order.status if order else None
+    db.session.commit()
+    log.info("order %s failed: %s", order_id, reason)
+    return "failed"
+
+
+def cancel_order(order_id: int, allowed: tuple[str, ...] = ("pending", "reserved"), reason=None) -> Order:
+    """Cancel the order, returning its reserved stock in the same transaction; 409 otherwise."""
+    order = lock_order(order_id)
+    if order is None or order.status not in allowed:
+        status = order.status if order else "gone"
+        db.session.rollback()
+        raise Conflict(f"A {status} order cannot be cancelled.")
+    previous = order.status
+    if not transition(order_id, (previous,), "cancelled", failure_reason=reason):
+        db.session.rollback()
+        raise Conflict("The order changed meanwhile and cannot be cancelled.")
+    if previous == "reserved":
+        for item in _by_product(order.items):
+            _give_back(item)
+    db.session.commit()
+    return db.session.get(Order, order_id, populate_existing=True)
+
+
+def pay_order(order_id: int) -> Order:
+    order = lock_order(order_id)
+    if order is None or order.status != "reserved":
+        status = order.status if order else "gone"
+        db.session.rollback()
+        raise Conflict(f"A {status} order cannot be paid; only a reserved one can.")
+    if not transition(order_id, ("reserved",), "paid"):
+        db.session.rollback()
+        raise Conflict("The order changed meanwhile and cannot be paid.")
+    db.session.commit()
+    return db.session.get(Order, order_id, populate_existing=True)
+
+
+def expire_reservations(ttl_minutes: int, now: datetime | None = None) -> int:
+    """Cancel reserved orders older than the TTL (the cancel path: stock back once)."""
+    cutoff = (now or utcnow()) - timedelta(minutes=ttl_minutes)
+    # updated_at equals reserved_at for a reserved order; it lets the status index serve.
+    ids = db.session.scalars(
+        select(Order.id)
+        .where(Order.status == "reserved", Order.updated_at < cutoff, Order.reserved_at < cutoff)
+        .order_by(Order.id)
+        .limit(BATCH_SIZE)
+    ).all()
+    expired = 0
+    for order_id in ids:
+        try:
+            cancel_order(order_id, allowed=("reserved",), reason="Reservation expired before payment.")
+        except Conflict:
+            continue  # paid or cancelled meanwhile
+        expired += 1
+    if expired:
+        log.info("expired %s reservations", expired)
+    return expired
+
+
+def stale_pending_order_ids(older_than: datetime) -> list[int]:
+    """Pending orders created before `older_than`: candidates whose job may be lost."""
+    ids = db.session.scalars(
+        select(Order.id)
+        .where(Order.status == "pending", Order.updated_at < older_than)
+        .order_by(Order.id)
+        .limit(BATCH_SIZE)
+    ).all()
+    db.session.rollback()
+    return list(ids)

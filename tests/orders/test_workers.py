@@ -1,0 +1,193 @@
+"""Concurrency on the real PostgreSQL with real RQ worker processes (`python worker.py --burst`).
+
+Requests are POSTed from threads (each its own test client and database session); the
+reservations run in separate worker processes against the same database and Redis.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import case, update
+
+from project import jobs as queue_jobs
+from project.database import utcnow
+from project.extensions import db
+from project.orders import jobs as order_jobs
+from project.orders.models import Order
+from tests.orders.conftest import ORDERS
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+def _concurrently(app, calls):
+    """Run `calls` (each `fn(client)`) at once from threads; returns their results in order."""
+
+    def run(call):
+        return call(app.test_client())
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def _statuses(client, headers) -> Counter:
+    page = client.get(f"{ORDERS}?per_page=100", headers=headers).get_json()
+    return Counter(order["status"] for order in page["items"])
+
+
+def test_forty_concurrent_orders_against_stock_ten(
+    app, client, make_product, stock_of, make_user, auth_headers, admin_headers, worker_processes
+):
+    pid = make_product(stock=10)
+    headers = [auth_headers(make_user()) for _ in range(8)]
+    body = {"items": [{"product_id": pid, "quantity": 1}]}
+    responses = _concurrently(
+        app, [lambda c, h=headers[i % 8]: c.post(ORDERS, json=body, headers=h) for i in range(40)]
+    )
+    assert [r.status_code for r in responses] == [202] * 40
+    assert len({r.get_json()["id"] for r in responses}) == 40
+
+    worker_processes(4)
+
+    assert _statuses(client, admin_headers) == {"reserved": 10, "failed": 30}
+    assert stock_of(pid) == 0
+
+
+def test_concurrent_cancels_return_the_stock_once(
+    app, client, place, make_product, stock_of, user_headers, worker_processes
+):
+    pid = make_product(stock=5)
+    order_id = place(user_headers, [(pid, 3)]).get_json()["id"]
+    worker_processes(1)
+    assert stock_of(pid) == 2
+    responses = _concurrently(
+        app, [lambda c: c.post(f"{ORDERS}/{order_id}/cancel", headers=user_headers) for _ in range(8)]
+    )
+    assert sorted(r.status_code for r in responses) == [200] + [409] * 7
+    assert stock_of(pid) == 5
+
+
+def test_concurrent_pay_and_cancel_one_wins(
+    app, place, make_product, stock_of, user_headers, worker_processes
+):
+    pid = make_product(stock=5)
+    order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
+    worker_processes(1)
+    actions = ["pay", "cancel"] * 4
+    responses = _concurrently(
+        app, [lambda c, a=a: c.post(f"{ORDERS}/{order_id}/{a}", headers=user_headers) for a in actions]
+    )
+    winners = [r.get_json()["status"] for r in responses if r.status_code == 200]
+    assert len(winners) == 1
+    assert sorted(r.status_code for r in responses) == [200] + [409] * 7
+    assert stock_of(pid) == (3 if winners == ["paid"] else 5)
+
+
+def test_a_job_delivered_twice_reserves_once(
+    app, client, place, make_product, stock_of, user_headers, worker_processes
+):
+    pid = make_product(stock=5)
+    order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
+    with app.app_context():
+        for n in range(3):
+            queue_jobs.enqueue("stock", order_jobs.reserve_order, order_id, job_id=f"dup-{n}")
+    worker_processes(2)
+    assert client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()["status"] == "reserved"
+    assert stock_of(pid) == 3
+
+
+def test_concurrent_posts_with_one_idempotency_key_make_one_order(
+    app, client, make_product, user_headers, worker_processes, stock_of
+):
+    pid = make_product(stock=5)
+    body = {"items": [{"product_id": pid, "quantity": 1}]}
+    headers = {**user_headers, "Idempotency-Key": "same-click"}
+    responses = _concurrently(app, [lambda c: c.post(ORDERS, json=body, headers=headers) for _ in range(10)])
+    assert {r.status_code for r in responses} == {202}
+    assert len({r.get_json()["id"] for r in responses}) == 1
+    worker_processes(1)
+    assert stock_of(pid) == 4
+
+
+def _age(app, order_id: int, minutes: int) -> None:
+    """Move the order's timestamps into the past, as if it had waited that long."""
+    old = utcnow() - timedelta(minutes=minutes)
+    with app.app_context():
+        db.session.execute(
+            update(Order)
+            .where(Order.id == order_id)
+            .values(
+                created_at=old,
+                updated_at=old,
+                reserved_at=case((Order.reserved_at.is_(None), None), else_=old),
+            )
+        )
+        db.session.commit()
+
+
+class _DownQueue:
+    def enqueue(self, *args, **kwargs):
+        raise redis.exceptions.ConnectionError("Redis is down")
+
+
+def test_an_order_whose_enqueue_failed_is_reserved_after_recovery(
+    app, client, place, make_product, stock_of, user_headers, worker_processes, monkeypatch
+):
+    pid = make_product(stock=5)
+    with monkeypatch.context() as patch:
+        patch.setattr(queue_jobs, "get_queue", lambda name: _DownQueue())
+        response = place(user_headers, [(pid, 2)])
+    assert response.status_code == 202
+    order_id = response.get_json()["id"]
+    worker_processes(1)
+    assert client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()["status"] == "pending"
+
+    # The recovery job itself runs in a worker, as the scheduler would have it; the worker
+    # process has the default grace period (60 s), so the order is made older than that.
+    _age(app, order_id, minutes=2)
+    with app.app_context():
+        queue_jobs.enqueue("stock", order_jobs.requeue_lost_orders, job_id="recovery")
+    worker_processes(1)  # runs the recovery job, then the reservation it queued
+    assert client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()["status"] == "reserved"
+    assert stock_of(pid) == 3
+
+
+@pytest.mark.app_config(ORDERS_REQUEUE_AFTER_SECONDS=0)
+def test_an_order_whose_job_failed_for_good_is_requeued(
+    app, client, place, make_product, stock_of, user_headers, worker_processes
+):
+    from rq.job import Job, JobStatus
+
+    pid = make_product(stock=5)
+    order_id = place(user_headers, [(pid, 1)]).get_json()["id"]
+    with app.app_context():  # the worker died / retries were spent: RQ holds a failed record
+        queue = queue_jobs.get_queue("stock")
+        job = Job.fetch(order_jobs.reservation_job_id(order_id), connection=queue.connection)
+        queue.remove(job)
+        queue.failed_job_registry.add(job, exc_string="worker killed")
+        job.set_status(JobStatus.FAILED)
+        assert order_jobs.requeue_lost_orders() == 1
+    worker_processes(1)
+    assert client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()["status"] == "reserved"
+    assert stock_of(pid) == 4
+
+
+def test_expiry_in_a_worker_returns_the_stock(
+    app, client, place, make_product, stock_of, user_headers, worker_processes
+):
+    pid = make_product(stock=5)
+    order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
+    worker_processes(1)
+    assert stock_of(pid) == 3
+    # Worker processes read RESERVATION_TTL_MINUTES from their config (15): age the order instead.
+    _age(app, order_id, minutes=16)
+    with app.app_context():
+        queue_jobs.enqueue("stock", order_jobs.expire_reservations, job_id="expiry")
+    worker_processes(2)
+    body = client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()
+    assert body["status"] == "cancelled"
+    assert stock_of(pid) == 5
