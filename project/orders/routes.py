@@ -47,7 +47,7 @@ class Orders(MethodView):
         return service.create_order(current_user().id, body["items"], headers.get("idempotency_key"))
 
 
-@blp.route("/<int:order_id>")
+@blp.route("/<dbint:order_id>")
 class OrderDetail(MethodView):
     @auth_required()
     @blp.response(200, OrderSchema)
@@ -57,7 +57,7 @@ class OrderDetail(MethodView):
         return service.get_order(order_id, *_viewer())
 
 
-@blp.route("/<int:order_id>/pay")
+@blp.route("/<dbint:order_id>/pay")
 class OrderPay(MethodView):
     @auth_required()
     @blp.response(200, OrderSchema)
@@ -67,7 +67,7 @@ class OrderPay(MethodView):
         return service.pay_order(order_id, *_viewer())
 
 
-@blp.route("/<int:order_id>/cancel")
+@blp.route("/<dbint:order_id>/cancel")
 class OrderCancel(MethodView):
     @auth_required()
     @blp.response(200, OrderSchema)

@@ -7,14 +7,14 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from project.fields import Money
 from project.orders.models import ORDER_STATUSES
 from project.pagination import PaginationArgs
+from project.routing import DB_ID_MAX
 
-MAX_ID = 2**63 - 1
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
 
 
 class OrderItemInSchema(Schema):
-    product_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
+    product_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=DB_ID_MAX))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY))
 
 
@@ -69,6 +69,6 @@ class OrderSchema(Schema):
 class OrderListArgsSchema(PaginationArgs):
     status = fields.String(validate=validate.OneOf(ORDER_STATUSES))
     user_id = fields.Integer(
-        validate=validate.Range(min=1, max=MAX_ID),
+        validate=validate.Range(min=1, max=DB_ID_MAX),
         metadata={"description": "Admins only; ignored for other users."},
     )

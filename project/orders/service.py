@@ -15,9 +15,9 @@ from project.extensions import db
 from project.orders import stock
 from project.orders.jobs import enqueue_reservation
 from project.orders.models import Order, OrderItem
-from project.orders.schemas import MAX_ID
 from project.pagination import paginate
 from project.products.models import Product
+from project.routing import DB_ID_MAX
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _current_prices(product_ids: list[int]) -> dict[int, Decimal]:
 
 def get_order(order_id: int, viewer_id: int, is_admin: bool) -> Order:
     """The order if the viewer owns it or is an admin; otherwise 404 (no existence leak)."""
-    order = db.session.get(Order, order_id) if 0 < order_id <= MAX_ID else None
+    order = db.session.get(Order, order_id) if 0 < order_id <= DB_ID_MAX else None
     if order is None or not (is_admin or order.user_id == viewer_id):
         raise NotFound("Order not found.")
     return order

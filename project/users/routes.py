@@ -56,7 +56,7 @@ class Users(MethodView):
         return service.list_users(**args)
 
 
-@blp.route("/<int:user_id>")
+@blp.route("/<dbint:user_id>")
 class UserById(MethodView):
     @auth_required()
     @blp.response(200, UserSchema)
@@ -81,7 +81,7 @@ class UserById(MethodView):
         service.delete_user(user_id)
 
 
-@blp.route("/<int:user_id>/role")
+@blp.route("/<dbint:user_id>/role")
 class UserRole(MethodView):
     @auth_required("admin")
     @blp.arguments(RoleSchema)
@@ -92,7 +92,7 @@ class UserRole(MethodView):
         return service.set_role(user_id, data["role"])
 
 
-@blp.route("/<int:user_id>/deactivate")
+@blp.route("/<dbint:user_id>/deactivate")
 class DeactivateUser(MethodView):
     @auth_required("admin")
     @blp.response(200, UserSchema)
@@ -102,7 +102,7 @@ class DeactivateUser(MethodView):
         return service.deactivate_user(user_id)
 
 
-@blp.route("/<int:user_id>/activate")
+@blp.route("/<dbint:user_id>/activate")
 class ActivateUser(MethodView):
     @auth_required("admin")
     @blp.response(200, UserSchema)

@@ -13,10 +13,9 @@ from project.database import utcnow
 from project.errors import Conflict, Forbidden, NotFound, field_error
 from project.extensions import db
 from project.pagination import paginate
+from project.routing import DB_ID_MAX
 from project.security import check_password_policy, hash_password, revoke_sessions, verify_password
 from project.users.models import LoginFailure, User
-
-MAX_ID = 2**63 - 1  # beyond a BIGINT: never a row, and PostgreSQL would overflow on it
 
 
 def normalize_email(email: str) -> str:
@@ -24,7 +23,7 @@ def normalize_email(email: str) -> str:
 
 
 def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
+    user = db.session.get(User, user_id) if 0 < user_id <= DB_ID_MAX else None
     if user is None:
         raise NotFound("User not found.")
     return user
