@@ -68,10 +68,10 @@ class Product(db.Model):
     )
 
 
-def search_document():
-    """The lower-cased text `search` matches; the PostgreSQL trigram index is built on
-    exactly this expression (migration 0003_catalogue)."""
-    sep = func.chr(31)
+def search_document(dialect: str = "postgresql"):
+    """The lower-cased text `search` matches; on PostgreSQL the trigram index is built on
+    exactly this expression (SEARCH_DOCUMENT_SQL)."""
+    sep = func.chr(31) if dialect == "postgresql" else func.char(31)
     return func.lower(
         Product.name
         + sep
@@ -95,6 +95,16 @@ class SyncRun(db.Model):
     """One run of the upstream catalogue sync (`/products/sync/status`)."""
 
     __tablename__ = "sync_runs"
+    # The sync lock: at most one running run, enforced by the database for every process.
+    __table_args__ = (
+        Index(
+            "uq_sync_runs_running",
+            "status",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[str] = mapped_column(String(64), index=True)
