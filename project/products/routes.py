@@ -3,6 +3,7 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from project.pagination import page_of
 from project.products import service, sync
 from project.products.schemas import (
     ProductInSchema,
@@ -14,7 +15,6 @@ from project.products.schemas import (
     SyncJobSchema,
     SyncStatusSchema,
 )
-from project.pagination import page_of
 from project.security import auth_required
 
 blp = Blueprint(

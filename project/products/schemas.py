@@ -83,8 +83,6 @@ class SyncJobSchema(Schema):
     job_id = fields.String()
 
 
-
-
 class ProductPatchSchema(ProductInSchema):
     """PATCH body: any subset of the fields; no defaults are filled in."""
 

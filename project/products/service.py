@@ -19,7 +19,18 @@ from project.products.schemas import MAX_STOCK
 
 NAMESPACE = "products"
 MAX_ID = 2**31 - 1  # products.id is a 32-bit integer
-FIELDS = ("id", "sku", "name", "description", "price", "stock", "category", "external_id", "created_at", "updated_at")
+FIELDS = (
+    "id",
+    "sku",
+    "name",
+    "description",
+    "price",
+    "stock",
+    "category",
+    "external_id",
+    "created_at",
+    "updated_at",
+)
 SORT_COLUMNS = {
     "name": Product.name,
     "price": Product.price,
@@ -171,12 +182,18 @@ def delete_product(product_id: int) -> None:
 def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
     """One conditional UPDATE: concurrent deltas never lose an update nor go below zero."""
     new_stock = Product.stock + delta
-    changed = db.session.execute(
-        update(Product)
-        .where(Product.id == product_id, Product.deleted_at.is_(None), new_stock >= 0, new_stock <= MAX_STOCK)
-        .values(stock=new_stock, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount if 0 < product_id <= MAX_ID else 0
+    changed = (
+        db.session.execute(
+            update(Product)
+            .where(
+                Product.id == product_id, Product.deleted_at.is_(None), new_stock >= 0, new_stock <= MAX_STOCK
+            )
+            .values(stock=new_stock, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if 0 < product_id <= MAX_ID
+        else 0
+    )
     if not changed:
         db.session.rollback()
         product = _get_live(product_id)

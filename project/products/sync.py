@@ -158,7 +158,9 @@ def run_sync(job_id: str, progress: Progress | None = None) -> SyncRun | None:
         run.error = _summary(failures)
         run.finished_at = utcnow()
         db.session.commit()
-        log.info("products sync %s: %s created, %s updated, %s failed", job_id, created, updated, len(failures))
+        log.info(
+            "products sync %s: %s created, %s updated, %s failed", job_id, created, updated, len(failures)
+        )
     except Exception as exc:
         db.session.rollback()
         log.warning("products sync %s failed: %s", job_id, exc)
@@ -174,7 +176,9 @@ def run_sync(job_id: str, progress: Progress | None = None) -> SyncRun | None:
 
 
 def last_run() -> SyncRun | None:
-    return db.session.scalars(select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1)).first()
+    return db.session.scalars(
+        select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1)
+    ).first()
 
 
 def start_sync() -> dict[str, str]:
@@ -182,7 +186,9 @@ def start_sync() -> dict[str, str]:
     from project.products.jobs import sync_products_job
 
     job_id = str(uuid.uuid4())
-    job = enqueue("sync", sync_products_job, job_id, job_id=job_id, retries=3, backoff=(30, 120, 300), timeout=600)
+    job = enqueue(
+        "sync", sync_products_job, job_id, job_id=job_id, retries=3, backoff=(30, 120, 300), timeout=600
+    )
     if job is None:
         raise ServiceUnavailable("The job queue is unavailable, try again later.")
     return {"job_id": job_id}

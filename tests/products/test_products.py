@@ -58,8 +58,7 @@ def test_create_validation_is_422_naming_the_field(client, admin_headers, body, 
 
 def test_malformed_json_is_400(client, admin_headers):
     response = client.post(API, data="{nope", headers={**admin_headers, "Content-Type": "application/json"})
-    assert response.status_code in (400, 422)
-    assert response.get_json()["code"] == response.status_code
+    error(response, 400)
 
 
 def test_taken_sku_is_409_on_create_and_update(client, admin_headers, make_product):
