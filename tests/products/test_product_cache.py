@@ -42,7 +42,9 @@ def test_detail_is_cached_and_a_404_is_not(client, make_product):
 
 
 WRITES = {
-    "create": lambda c, h, p: c.post(API, json={"sku": "N", "name": "Original 2", "price": 1, "stock": 3}, headers=h),
+    "create": lambda c, h, p: c.post(
+        API, json={"sku": "N", "name": "Original 2", "price": 1, "stock": 3}, headers=h
+    ),
     "patch": lambda c, h, p: c.patch(f"{API}/{p['id']}", json={"name": "Renamed"}, headers=h),
     "put": lambda c, h, p: c.put(f"{API}/{p['id']}", json={"sku": "S", "name": "Put", "price": 2}, headers=h),
     "stock": lambda c, h, p: c.patch(f"{API}/{p['id']}/stock", json={"delta": 4}, headers=h),
@@ -88,7 +90,7 @@ def test_hits_and_misses_are_counted(client, make_product):
     assert hits._value.get() >= hits_before + 1 and misses._value.get() >= misses_before + 1
 
 
-@pytest.mark.app_config(REDIS_URL="redis://127.0.0.1:1/0")
+@pytest.mark.usefixtures("redis_down")
 def test_redis_down_serves_every_read_and_write_from_the_database(client, admin_headers, make_product):
     errors = CACHE_REQUESTS.labels(namespace="products", result="error")
     before = errors._value.get()

@@ -55,12 +55,23 @@ def test_sync_creates_every_upstream_product(client, admin_headers, upstream, ru
     assert [r["skip"] for r in upstream.requests] == [0, 5, 10]
 
 
-def test_a_second_sync_updates_creates_and_leaves_vanished_products(client, admin_headers, upstream, run_jobs):
+def test_a_second_sync_updates_creates_and_leaves_vanished_products(
+    client, admin_headers, upstream, run_jobs
+):
     sync_now(client, admin_headers, run_jobs)
     upstream.products = [p for p in upstream.products if p["id"] != 2]
     upstream.products[0] = {**upstream.products[0], "price": 99.5, "title": "Renamed"}
-    upstream.products.append({"id": 100, "title": "Brand new", "description": "", "price": 1, "stock": 0,
-                              "category": "new", "sku": "NEW-100"})
+    upstream.products.append(
+        {
+            "id": 100,
+            "title": "Brand new",
+            "description": "",
+            "price": 1,
+            "stock": 0,
+            "category": "new",
+            "sku": "NEW-100",
+        }
+    )
     run = sync_now(client, admin_headers, run_jobs)["last_run"]
     assert (run["status"], run["created"], run["updated"], run["failed"]) == ("succeeded", 1, 11, 0)
     products = all_products(client)
@@ -70,7 +81,9 @@ def test_a_second_sync_updates_creates_and_leaves_vanished_products(client, admi
     assert products["2"]["name"] == "Upstream item 2"  # vanished upstream: left as it was
 
 
-def test_an_upstream_failure_mid_sync_fails_the_run_and_changes_nothing(client, admin_headers, upstream, run_jobs):
+def test_an_upstream_failure_mid_sync_fails_the_run_and_changes_nothing(
+    client, admin_headers, upstream, run_jobs
+):
     upstream.fail_at_skip = 5
     run = sync_now(client, admin_headers, run_jobs)["last_run"]
     assert run["status"] == "failed" and "500" in run["error"]
@@ -93,7 +106,9 @@ def test_unreachable_upstream_fails_the_run(app, client, admin_headers, run_jobs
     assert run["status"] == "failed" and "unreachable" in run["error"]
 
 
-def test_invalid_rows_and_taken_skus_are_counted_as_failed(client, admin_headers, make_product, upstream, run_jobs):
+def test_invalid_rows_and_taken_skus_are_counted_as_failed(
+    client, admin_headers, make_product, upstream, run_jobs
+):
     make_product(sku="EXT-5")  # an admin product already owns this SKU
     upstream.products[0]["price"] = -3
     upstream.products[1]["sku"] = "UP-SKU-4"  # repeated upstream
@@ -135,7 +150,7 @@ def test_without_redis_the_sync_runs_inline(client, admin_headers, upstream):
     assert client.get(API).get_json()["total"] == 12
 
 
-@pytest.mark.app_config(REDIS_URL="redis://127.0.0.1:1/0")
+@pytest.mark.usefixtures("redis_down")
 def test_sync_with_the_queue_down_is_503(client, admin_headers):
     response = client.post(f"{API}/sync", headers=admin_headers)
     assert response.status_code == 503 and response.get_json()["code"] == 503

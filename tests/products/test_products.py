@@ -87,7 +87,9 @@ def test_put_replaces_and_patch_updates_only_given_fields(client, admin_headers,
     assert patched.status_code == 200
     assert patched.get_json()["price"] == 99.99
     assert patched.get_json()["description"] == "old" and patched.get_json()["stock"] == 7
-    put = client.put(f"{API}/{product['id']}", json={"sku": "NEW", "name": "New", "price": 1}, headers=admin_headers)
+    put = client.put(
+        f"{API}/{product['id']}", json={"sku": "NEW", "name": "New", "price": 1}, headers=admin_headers
+    )
     assert put.status_code == 200
     replaced = put.get_json()
     assert (replaced["sku"], replaced["name"], replaced["price"]) == ("NEW", "New", 1.0)
@@ -263,6 +265,14 @@ def test_search_needs_a_sensible_q(client, query):
 
 def test_openapi_documents_every_catalogue_route(client):
     paths = client.get("/openapi.json").get_json()["paths"]
-    for path in (API, f"{API}/search", f"{API}/{{product_id}}", f"{API}/{{product_id}}/stock",
-                 f"{API}/sync", f"{API}/sync/status", "/api/v1/posts", "/api/v1/posts/{post_id}"):
+    for path in (
+        API,
+        f"{API}/search",
+        f"{API}/{{product_id}}",
+        f"{API}/{{product_id}}/stock",
+        f"{API}/sync",
+        f"{API}/sync/status",
+        "/api/v1/posts",
+        "/api/v1/posts/{post_id}",
+    ):
         assert path in paths, path
