@@ -118,12 +118,15 @@ def _upsert_batch(batch: list[UpstreamProduct], failures: list[str]) -> tuple[in
         )
     if not rows:
         return 0, 0
-    stmt = _insert()(Product).values(rows)
+    # One cached INSERT ... ON CONFLICT executed for the whole batch; with RETURNING,
+    # SQLAlchemy's "insertmanyvalues" sends it as multi-row VALUES pages (few round trips).
+    table = Product.__table__
+    stmt = _insert()(table)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[Product.external_id],
+        index_elements=[table.c.external_id],
         set_={name: stmt.excluded[name] for name in UPDATED_COLUMNS},
-    )
-    db.session.execute(stmt)
+    ).returning(table.c.id)
+    db.session.execute(stmt, rows).all()
     updated = sum(1 for row in rows if row["external_id"] in existing)
     return len(rows) - updated, updated
 
