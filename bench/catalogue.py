@@ -58,7 +58,7 @@ SELECT 'SKU-' || i,
        (ARRAY[{categories}])[1 + (i * 31) % 20],
        now() - make_interval(secs => i),
        now()
-FROM generate_series(1, :n) AS i
+FROM generate_series(1::bigint, :n) AS i
 """
 
 
