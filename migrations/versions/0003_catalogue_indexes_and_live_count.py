@@ -61,7 +61,9 @@ END $$
 """
 PG_TRIGGERS = {
     "products_count_insert": "AFTER INSERT ON products REFERENCING NEW TABLE AS new_rows",
-    "products_count_update": "AFTER UPDATE ON products REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
+    "products_count_update": (
+        "AFTER UPDATE ON products REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
+    ),
     "products_count_delete": "AFTER DELETE ON products REFERENCING OLD TABLE AS old_rows",
 }
 SQLITE_TRIGGERS = {
@@ -98,6 +100,13 @@ def upgrade():
         for name, columns in LIST_INDEXES.items():
             batch_op.create_index(name, columns, unique=False, postgresql_where=LIVE, sqlite_where=LIVE)
 
+    # The sync lock: at most one running sync run.
+    running = sa.text("status = 'running'")
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_sync_runs_running", ["status"], unique=True, postgresql_where=running, sqlite_where=running
+        )
+
     if postgres:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute(
@@ -110,11 +119,15 @@ def upgrade():
         )
         op.execute(PG_COUNT_FUNCTION)
         for name, when in PG_TRIGGERS.items():
-            op.execute(f"CREATE TRIGGER {name} {when} FOR EACH STATEMENT EXECUTE FUNCTION products_count_live()")
+            op.execute(
+                f"CREATE TRIGGER {name} {when} FOR EACH STATEMENT EXECUTE FUNCTION products_count_live()"
+            )
     else:
         for name, body in SQLITE_TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {body}")
-    op.execute("INSERT INTO product_counts (id, live) SELECT 1, count(*) FROM products WHERE deleted_at IS NULL")
+    op.execute(
+        "INSERT INTO product_counts (id, live) SELECT 1, count(*) FROM products WHERE deleted_at IS NULL"
+    )
 
 
 def downgrade():
@@ -125,6 +138,8 @@ def downgrade():
         op.execute("DROP FUNCTION IF EXISTS products_count_live()")
         op.execute("DROP INDEX IF EXISTS ix_products_search_trgm")
         op.execute("DROP INDEX IF EXISTS ix_products_name_trgm")
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.drop_index("uq_sync_runs_running")
     with op.batch_alter_table("products", schema=None) as batch_op:
         for name in LIST_INDEXES:
             batch_op.drop_index(name)
