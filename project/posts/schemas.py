@@ -1,0 +1,15 @@
+from marshmallow import Schema, fields, validate
+
+from project.pagination import PaginationArgs
+
+
+class PostSchema(Schema):
+    id = fields.Integer()
+    user_id = fields.Integer()
+    title = fields.String()
+    body = fields.String()
+
+
+class PostListArgs(PaginationArgs):
+    q = fields.String(validate=validate.Length(min=1, max=200))
+    user_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))

@@ -1,0 +1,52 @@
+"""Client of the JSONPlaceholder-shaped posts API (POSTS_API_URL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from flask import current_app
+
+from project.errors import NotFound, UpstreamError
+from project.http import shared_session
+
+
+def _get(path: str) -> Any:
+    url = current_app.config["POSTS_API_URL"].rstrip("/") + path
+    try:
+        response = shared_session("posts").get(url, timeout=current_app.config["UPSTREAM_TIMEOUT_SECONDS"])
+    except requests.RequestException as exc:
+        raise UpstreamError(f"The posts service is unreachable ({exc.__class__.__name__}).") from exc
+    if response.status_code == 404:
+        raise NotFound("Post not found.")
+    if response.status_code != 200:
+        raise UpstreamError(f"The posts service answered {response.status_code}.")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise UpstreamError("The posts service sent invalid JSON.") from exc
+
+
+def _post(row: Any) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise UpstreamError("The posts service sent an unexpected post.")
+    try:
+        return {
+            "id": int(row["id"]),
+            "user_id": int(row["userId"]),
+            "title": str(row.get("title") or ""),
+            "body": str(row.get("body") or ""),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamError("The posts service sent an unexpected post.") from exc
+
+
+def fetch_posts() -> list[dict[str, Any]]:
+    rows = _get("/posts")
+    if not isinstance(rows, list):
+        raise UpstreamError("The posts service sent an unexpected list.")
+    return [_post(row) for row in rows]
+
+
+def fetch_post(post_id: int) -> dict[str, Any]:
+    return _post(_get(f"/posts/{post_id}"))

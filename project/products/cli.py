@@ -1,0 +1,112 @@
+"""`flask products sync` (one sync now, in the foreground) and `flask seed` (demo data)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import click
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
+
+from project.caching import bump
+from project.extensions import db
+from project.products.models import Product
+from project.products.service import NAMESPACE
+from project.products.sync import run_sync
+
+products_cli = AppGroup("products", help="The product catalogue.")
+
+
+@products_cli.command("sync")
+def sync_command() -> None:
+    """Pull the upstream catalogue now, with progress."""
+    bars: dict[str, click._termui_impl.ProgressBar] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            label = "Fetching upstream" if stage == "fetch" else "Saving products "
+            bars[stage] = click.progressbar(length=total, label=label, show_pos=True)
+            bars[stage].__enter__()
+        bar = bars[stage]
+        bar.length = max(total, 1)
+        bar.update(done - bar.pos)
+
+    run = run_sync(f"cli-{uuid.uuid4()}", progress)
+    for bar in bars.values():
+        bar.__exit__(None, None, None)
+    if run is None:
+        raise click.ClickException("Another sync is running.")
+    summary = f"{run.created} created, {run.updated} updated, {run.failed} failed"
+    if run.status != "succeeded":
+        raise click.ClickException(f"Sync failed: {run.error}")
+    click.echo(f"Sync succeeded: {summary}.")
+    if run.error:
+        click.echo(run.error)
+
+
+DEMO_USERS = (
+    ("admin@example.com", "admin", "admin"),
+    ("alice@example.com", "alice", "user"),
+    ("bob@example.com", "bob", "user"),
+    ("carol@example.com", "carol", "user"),
+)
+DEMO_CATEGORIES = ("laptops", "phones", "audio", "books", "kitchen")
+
+
+def demo_products() -> list[dict]:
+    return [
+        {
+            "sku": f"DEMO-{n:03d}",
+            "name": f"Demo {DEMO_CATEGORIES[n % len(DEMO_CATEGORIES)].rstrip('s')} {n}",
+            "description": f"A demo product in {DEMO_CATEGORIES[n % len(DEMO_CATEGORIES)]}.",
+            "price": Decimal(9 + n * 7) + Decimal("0.99"),
+            "stock": (n * 13) % 50,
+            "category": DEMO_CATEGORIES[n % len(DEMO_CATEGORIES)],
+        }
+        for n in range(1, 21)
+    ]
+
+
+@click.command("seed")
+@with_appcontext
+@click.option(
+    "--password",
+    envvar="SEED_PASSWORD",
+    default="Demo!Passw0rd",
+    show_default=True,
+    help="Password of the demo accounts.",
+)
+def seed_command(password: str) -> None:
+    """Create demo data (an admin, a few users, products); adds nothing twice."""
+    from project.security import check_password_policy, hash_password
+    from project.users.models import User
+
+    check_password_policy(password)
+    taken = set(db.session.scalars(select(User.email)))
+    users = [(email, name, role) for email, name, role in DEMO_USERS if email not in taken]
+    for email, username, role in users:
+        if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+            username = f"{username}-{uuid.uuid4().hex[:6]}"
+        db.session.add(
+            User(
+                email=email,
+                username=username,
+                password_hash=hash_password(password),
+                role=role,
+                is_active=True,
+                is_verified=True,
+            )
+        )
+    skus = set(db.session.scalars(select(Product.sku).where(Product.sku.like("DEMO-%"))))
+    products = [Product(**data) for data in demo_products() if data["sku"] not in skus]
+    db.session.add_all(products)
+    db.session.commit()
+    if products:
+        bump(NAMESPACE)
+    click.echo(f"Seeded {len(users)} users and {len(products)} products.")
+    if users:
+        click.echo(f"Demo accounts ({', '.join(email for email, _, _ in users)}) use password {password!r}.")
+
+
+commands = [products_cli, seed_command]

@@ -1,0 +1,205 @@
+"""Product catalogue: reads through the versioned cache, writes that invalidate it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from project.caching import Cached, bump, cached
+from project.database import utcnow
+from project.errors import Conflict, NotFound
+from project.extensions import db
+from project.pagination import envelope
+from project.products.models import Product, ProductCount, search_document
+from project.products.schemas import MAX_STOCK
+
+NAMESPACE = "products"
+MAX_ID = 2**31 - 1  # products.id is a 32-bit integer
+FIELDS = (
+    "id",
+    "sku",
+    "name",
+    "description",
+    "price",
+    "stock",
+    "category",
+    "external_id",
+    "created_at",
+    "updated_at",
+)
+SORT_COLUMNS = {
+    "name": Product.name,
+    "price": Product.price,
+    "created_at": Product.created_at,
+    "stock": Product.stock,
+}
+
+
+def as_dict(product: Product) -> dict[str, Any]:
+    """Plain values (cacheable, picklable); the route's schema turns them into JSON."""
+    return {name: getattr(product, name) for name in FIELDS}
+
+
+def contains_pattern(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _ttl() -> int:
+    return current_app.config["PRODUCTS_CACHE_TTL"]
+
+
+def _live() -> Select:
+    return select(Product).where(Product.deleted_at.is_(None))
+
+
+def _page(stmt: Select, page: int, per_page: int, count_params: dict | None) -> dict:
+    """One page of `stmt`, with its exact total: the trigger-kept live count for the
+    unfiltered list, else a COUNT cached under the same namespace version."""
+    items = db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    if count_params is None:
+        total = db.session.scalar(select(ProductCount.live).where(ProductCount.id == 1)) or 0
+    else:
+        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        total = cached(NAMESPACE, "count", count_params, lambda: db.session.scalar(counted), _ttl()).value
+    return envelope([as_dict(p) for p in items], page, per_page, int(total or 0))
+
+
+def list_products(
+    page: int,
+    per_page: int,
+    sort_by: str = "created_at",
+    sort_order: str = "desc",
+    name: str | None = None,
+    category: str | None = None,
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    in_stock: bool | None = None,
+) -> Cached:
+    filters = {
+        "name": name.lower() if name else None,
+        "category": category.lower() if category else None,
+        "min_price": min_price,
+        "max_price": max_price,
+        "in_stock": in_stock,
+    }
+
+    def compute() -> dict:
+        stmt = _live()
+        if name:
+            stmt = stmt.where(func.lower(Product.name).like(contains_pattern(name), escape="\\"))
+        if category:
+            stmt = stmt.where(func.lower(Product.category) == category.lower())
+        if min_price is not None:
+            stmt = stmt.where(Product.price >= min_price)
+        if max_price is not None:
+            stmt = stmt.where(Product.price <= max_price)
+        if in_stock is not None:
+            stmt = stmt.where(Product.stock > 0 if in_stock else Product.stock == 0)
+        column = SORT_COLUMNS[sort_by]
+        direction = (lambda c: c.asc()) if sort_order == "asc" else (lambda c: c.desc())
+        stmt = stmt.order_by(direction(column), direction(Product.id))
+        filtered = any(value is not None for value in filters.values())
+        return _page(stmt, page, per_page, {"list": 1, **filters} if filtered else None)
+
+    params = {**filters, "page": page, "per_page": per_page, "sort_by": sort_by, "sort_order": sort_order}
+    return cached(NAMESPACE, "list", params, compute, _ttl())
+
+
+def search_products(q: str, page: int, per_page: int) -> Cached:
+    term = q.strip().lower()
+
+    def compute() -> dict:
+        dialect = db.session.get_bind().dialect.name
+        stmt = (
+            _live()
+            .where(search_document(dialect).like(contains_pattern(term), escape="\\"))
+            .order_by(Product.created_at.desc(), Product.id.desc())
+        )
+        return _page(stmt, page, per_page, {"search": term})
+
+    return cached(NAMESPACE, "search", {"q": term, "page": page, "per_page": per_page}, compute, _ttl())
+
+
+def _get_live(product_id: int) -> Product:
+    product = db.session.get(Product, product_id) if 0 < product_id <= MAX_ID else None
+    if product is None or product.deleted_at is not None:
+        raise NotFound("Product not found.")
+    return product
+
+
+def get_product(product_id: int) -> Cached:
+    return cached(NAMESPACE, "detail", {"id": product_id}, lambda: as_dict(_get_live(product_id)), _ttl())
+
+
+def _commit_product(product: Product) -> dict[str, Any]:
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise Conflict("A product with this SKU already exists.") from exc
+    bump(NAMESPACE)
+    return as_dict(product)
+
+
+def _sku_taken(sku: str, other_than: int | None = None) -> bool:
+    stmt = select(Product.id).where(Product.sku == sku)
+    if other_than is not None:
+        stmt = stmt.where(Product.id != other_than)
+    return db.session.scalar(stmt) is not None
+
+
+def create_product(data: dict[str, Any]) -> dict[str, Any]:
+    if _sku_taken(data["sku"]):
+        raise Conflict("A product with this SKU already exists.")
+    product = Product(**data)
+    db.session.add(product)
+    return _commit_product(product)
+
+
+def update_product(product_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """PUT passes every field (defaults filled in), PATCH only the given ones."""
+    product = _get_live(product_id)
+    if "sku" in data and _sku_taken(data["sku"], other_than=product.id):
+        raise Conflict("A product with this SKU already exists.")
+    for name, value in data.items():
+        setattr(product, name, value)
+    product.updated_at = utcnow()
+    return _commit_product(product)
+
+
+def delete_product(product_id: int) -> None:
+    product = _get_live(product_id)
+    product.deleted_at = utcnow()
+    db.session.commit()
+    bump(NAMESPACE)
+
+
+def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
+    """One conditional UPDATE: concurrent deltas never lose an update nor go below zero."""
+    new_stock = Product.stock + delta
+    changed = (
+        db.session.execute(
+            update(Product)
+            .where(
+                Product.id == product_id, Product.deleted_at.is_(None), new_stock >= 0, new_stock <= MAX_STOCK
+            )
+            .values(stock=new_stock, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if 0 < product_id <= MAX_ID
+        else 0
+    )
+    if not changed:
+        db.session.rollback()
+        product = _get_live(product_id)
+        if product.stock + delta < 0:
+            raise Conflict(f"Not enough stock: {product.stock} in stock, delta {delta}.")
+        raise Conflict(f"Stock would exceed {MAX_STOCK}.")
+    db.session.commit()
+    bump(NAMESPACE)
+    return as_dict(_get_live(product_id))

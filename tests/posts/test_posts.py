@@ -1,0 +1,134 @@
+"""Posts proxied from a JSONPlaceholder-shaped upstream on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from werkzeug import Response
+
+API = "/api/v1/posts"
+POSTS = [
+    {"userId": 1 + (n - 1) // 10, "id": n, "title": f"title {n}", "body": f"body of post {n}"}
+    for n in range(1, 31)
+]
+POSTS[4]["title"] = "A Special Title"
+POSTS[20]["body"] = "something SPECIAL inside"
+
+
+@pytest.fixture
+def upstream(app, httpserver):
+    app.config["POSTS_API_URL"] = httpserver.url_for("/")
+    return httpserver
+
+
+def serve_posts(httpserver, posts=POSTS):
+    httpserver.expect_request("/posts").respond_with_json(posts)
+
+
+def fail(httpserver, path="/posts", status=500):
+    httpserver.clear()
+    httpserver.expect_request(path).respond_with_response(Response("down", status=status))
+
+
+def test_list_is_paginated_with_the_post_shape(client, upstream):
+    serve_posts(upstream)
+    body = client.get(f"{API}?per_page=7&page=2").get_json()
+    assert (body["total"], body["pages"], body["page"], body["per_page"]) == (30, 5, 2, 7)
+    assert body["items"][0] == {"id": 8, "user_id": 1, "title": "title 8", "body": "body of post 8"}
+
+
+def test_filters_q_and_user_id(client, upstream):
+    serve_posts(upstream)
+    assert [p["id"] for p in client.get(f"{API}?q=special").get_json()["items"]] == [5, 21]
+    assert [p["id"] for p in client.get(f"{API}?q=special&user_id=3").get_json()["items"]] == [21]
+    body = client.get(f"{API}?user_id=2").get_json()
+    assert body["total"] == 10 and {p["user_id"] for p in body["items"]} == {2}
+
+
+def test_a_page_past_the_end_is_200_and_empty(client, upstream):
+    serve_posts(upstream)
+    response = client.get(f"{API}?page=99")
+    assert response.status_code == 200
+    assert response.get_json()["items"] == [] and response.get_json()["total"] == 30
+
+
+@pytest.mark.parametrize("query", ["page=0", "per_page=101", "user_id=abc", "user_id=0"])
+def test_bad_arguments_are_422(client, query):
+    assert client.get(f"{API}?{query}").status_code == 422
+
+
+def test_the_upstream_answer_is_cached(client, upstream):
+    serve_posts(upstream)
+    assert client.get(API).headers["X-Cache"] == "MISS"
+    assert client.get(f"{API}?q=title&page=2").headers["X-Cache"] == "HIT"
+    assert len(upstream.log) == 1
+
+
+def test_detail_is_cached_and_upstream_404_is_404(client, upstream):
+    upstream.expect_request("/posts/5").respond_with_json(POSTS[4])
+    upstream.expect_request("/posts/404").respond_with_response(Response("{}", status=404))
+    first = client.get(f"{API}/5")
+    assert first.status_code == 200 and first.headers["X-Cache"] == "MISS"
+    assert first.get_json() == {"id": 5, "user_id": 1, "title": "A Special Title", "body": "body of post 5"}
+    assert client.get(f"{API}/5").headers["X-Cache"] == "HIT"
+    missing = client.get(f"{API}/404")
+    assert missing.status_code == 404 and missing.get_json()["code"] == 404
+
+
+@pytest.mark.app_config(POSTS_CACHE_TTL=1)
+def test_a_stale_copy_is_served_when_the_upstream_fails(client, upstream):
+    serve_posts(upstream)
+    assert client.get(API).headers["X-Cache"] == "MISS"
+    time.sleep(1.1)
+    fail(upstream)
+    response = client.get(f"{API}?user_id=1")
+    assert response.status_code == 200 and response.headers["X-Cache"] == "STALE"
+    assert response.get_json()["total"] == 10
+
+
+@pytest.mark.app_config(POSTS_CACHE_TTL=1)
+def test_an_expired_copy_is_refreshed_when_the_upstream_answers(client, upstream):
+    serve_posts(upstream)
+    client.get(API)
+    time.sleep(1.1)
+    upstream.clear()
+    serve_posts(upstream, POSTS[:3])
+    response = client.get(API)
+    assert response.headers["X-Cache"] == "MISS" and response.get_json()["total"] == 3
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_no_copy_and_a_failing_upstream_is_502(client, upstream, status):
+    fail(upstream, status=status)
+    response = client.get(API)
+    assert response.status_code == 502
+    body = response.get_json()
+    assert body["code"] == 502 and body["status"] == "Bad Gateway" and "posts service" in body["message"]
+
+
+def test_detail_with_a_failing_upstream_is_502(client, upstream):
+    fail(upstream, "/posts/1")
+    assert client.get(f"{API}/1").status_code == 502
+
+
+def test_invalid_json_and_unexpected_shapes_are_502(client, upstream):
+    upstream.expect_request("/posts").respond_with_data("not json", content_type="application/json")
+    upstream.expect_request("/posts/1").respond_with_json({"nope": True})
+    assert client.get(API).status_code == 502
+    assert client.get(f"{API}/1").status_code == 502
+
+
+def test_unreachable_upstream_is_502(app, client):
+    app.config["POSTS_API_URL"] = "http://127.0.0.1:1"
+    assert client.get(API).status_code == 502
+
+
+@pytest.mark.usefixtures("redis_down")
+def test_redis_down_still_proxies(client, upstream):
+    serve_posts(upstream)
+    for _ in range(2):
+        response = client.get(API)
+        assert response.status_code == 200 and response.headers["X-Cache"] == "MISS"
+        assert response.get_json()["total"] == 30
+    assert len(upstream.log) == 2

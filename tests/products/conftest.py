@@ -1,0 +1,81 @@
+"""Catalogue fixtures: products made through the API and an upstream catalogue on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from werkzeug import Request, Response
+
+FIXTURES = Path(__file__).parent / "fixtures"
+API = "/api/v1/products"
+
+
+@pytest.fixture
+def make_product(client, admin_headers):
+    """Create a product through the API; returns its JSON."""
+    counter = iter(range(1, 10_000))
+
+    def make(**fields) -> dict:
+        n = next(counter)
+        body = {"sku": f"SKU-{n:04d}", "name": f"Product {n}", "price": 10.0, "stock": 5, **fields}
+        response = client.post(API, json=body, headers=admin_headers)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return make
+
+
+class Upstream:
+    """A DummyJSON-shaped catalogue served by pytest-httpserver; `fail_at_skip` makes
+    the page at that offset answer 500."""
+
+    def __init__(self, httpserver):
+        self.products = json.loads((FIXTURES / "catalogue.json").read_text())["products"]
+        self.fail_at_skip: int | None = None
+        self.requests: list[dict] = []
+        httpserver.expect_request("/products").respond_with_handler(self.handle)
+        self.url = httpserver.url_for("/products")
+
+    def handle(self, request: Request) -> Response:
+        limit, skip = int(request.args.get("limit", 30)), int(request.args.get("skip", 0))
+        self.requests.append({"limit": limit, "skip": skip})
+        if self.fail_at_skip is not None and skip >= self.fail_at_skip:
+            return Response("boom", status=500)
+        body = {
+            "products": self.products[skip : skip + limit],
+            "total": len(self.products),
+            "skip": skip,
+            "limit": limit,
+        }
+        return Response(json.dumps(body), content_type="application/json")
+
+
+@pytest.fixture
+def upstream(app, httpserver):
+    catalogue = Upstream(httpserver)
+    app.config["PRODUCTS_SYNC_URL"] = catalogue.url
+    app.config["PRODUCTS_SYNC_PAGE_SIZE"] = 5
+    return catalogue
+
+
+def break_redis(app):
+    """Make every Redis command of this app fail as if the server were down; returns an undo."""
+    import redis
+
+    pool = app.extensions["redis"].connection_pool
+    original = pool.get_connection
+
+    def refuse(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Error 111 connecting to redis. Connection refused.")
+
+    pool.get_connection = refuse
+    return lambda: setattr(pool, "get_connection", original)
+
+
+@pytest.fixture
+def redis_down(app):
+    undo = break_redis(app)
+    yield
+    undo()

@@ -1,0 +1,197 @@
+"""The upstream catalogue sync: job, status, lock, failures, CLI, seed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from rq.job import Job
+
+from project.database import utcnow
+from project.extensions import db, redis_client
+from project.products.models import SyncRun
+
+API = "/api/v1/products"
+
+
+def sync_now(client, admin_headers, run_jobs) -> dict:
+    response = client.post(f"{API}/sync", headers=admin_headers)
+    assert response.status_code == 202, response.get_json()
+    job_id = response.get_json()["job_id"]
+    run_jobs(("sync",))
+    status = client.get(f"{API}/sync/status", headers=admin_headers)
+    assert status.status_code == 200
+    return {"job_id": job_id, **status.get_json()}
+
+
+def all_products(client) -> dict[str, dict]:
+    items = client.get(f"{API}?per_page=100").get_json()["items"]
+    return {p["external_id"]: p for p in items}
+
+
+def test_status_is_null_before_the_first_run(client, admin_headers):
+    assert client.get(f"{API}/sync/status", headers=admin_headers).get_json() == {"last_run": None}
+
+
+@pytest.mark.parametrize("method, path", [("post", "/sync"), ("get", "/sync/status")])
+def test_sync_routes_are_admin_only(client, user_headers, method, path):
+    assert getattr(client, method)(f"{API}{path}").status_code == 401
+    assert getattr(client, method)(f"{API}{path}", headers=user_headers).status_code == 403
+
+
+def test_sync_creates_every_upstream_product(client, admin_headers, upstream, run_jobs):
+    result = sync_now(client, admin_headers, run_jobs)
+    run = result["last_run"]
+    assert run["job_id"] == result["job_id"]
+    assert run["status"] == "succeeded" and run["error"] is None
+    assert (run["created"], run["updated"], run["failed"]) == (12, 0, 0)
+    assert run["started_at"] <= run["finished_at"]
+    products = all_products(client)
+    assert len(products) == 12
+    assert products["4"]["sku"] == "UP-SKU-4" and products["3"]["sku"] == "EXT-3"
+    assert products["1"]["name"] == "Upstream item 1" and products["1"]["price"] == 6.25
+    assert products["1"]["category"] == "groceries" and products["1"]["stock"] == 3
+    # paged with limit/skip, 5 at a time
+    assert [r["skip"] for r in upstream.requests] == [0, 5, 10]
+
+
+def test_a_second_sync_updates_creates_and_leaves_vanished_products(
+    client, admin_headers, upstream, run_jobs
+):
+    sync_now(client, admin_headers, run_jobs)
+    upstream.products = [p for p in upstream.products if p["id"] != 2]
+    upstream.products[0] = {**upstream.products[0], "price": 99.5, "title": "Renamed"}
+    upstream.products.append(
+        {
+            "id": 100,
+            "title": "Brand new",
+            "description": "",
+            "price": 1,
+            "stock": 0,
+            "category": "new",
+            "sku": "NEW-100",
+        }
+    )
+    run = sync_now(client, admin_headers, run_jobs)["last_run"]
+    assert (run["status"], run["created"], run["updated"], run["failed"]) == ("succeeded", 1, 11, 0)
+    products = all_products(client)
+    assert len(products) == 13
+    assert products["1"]["name"] == "Renamed" and products["1"]["price"] == 99.5
+    assert products["100"]["sku"] == "NEW-100"
+    assert products["2"]["name"] == "Upstream item 2"  # vanished upstream: left as it was
+
+
+def test_an_upstream_failure_mid_sync_fails_the_run_and_changes_nothing(
+    client, admin_headers, upstream, run_jobs
+):
+    upstream.fail_at_skip = 5
+    run = sync_now(client, admin_headers, run_jobs)["last_run"]
+    assert run["status"] == "failed" and "500" in run["error"]
+    assert (run["created"], run["updated"]) == (0, 0)
+    assert client.get(API).get_json()["total"] == 0
+
+
+def test_a_failed_job_is_retried_by_rq(app, client, admin_headers, upstream, run_jobs):
+    upstream.fail_at_skip = 0
+    job_id = sync_now(client, admin_headers, run_jobs)["job_id"]
+    with app.app_context():
+        job = Job.fetch(job_id, connection=redis_client.client)
+        assert job.get_status() in ("scheduled", "failed")
+        assert job.retries_left == 2
+
+
+def test_unreachable_upstream_fails_the_run(app, client, admin_headers, run_jobs):
+    app.config["PRODUCTS_SYNC_URL"] = "http://127.0.0.1:1/products"
+    run = sync_now(client, admin_headers, run_jobs)["last_run"]
+    assert run["status"] == "failed" and "unreachable" in run["error"]
+
+
+def test_invalid_rows_and_taken_skus_are_counted_as_failed(
+    client, admin_headers, make_product, upstream, run_jobs
+):
+    make_product(sku="EXT-5")  # an admin product already owns this SKU
+    upstream.products[0]["price"] = -3
+    upstream.products[1]["sku"] = "UP-SKU-4"  # repeated upstream
+    upstream.products.append({"id": 50, "price": 1})  # no title
+    run = sync_now(client, admin_headers, run_jobs)["last_run"]
+    assert run["status"] == "succeeded"
+    assert (run["created"], run["failed"]) == (9, 4)
+    assert "4 upstream products skipped" in run["error"] and "price" in run["error"]
+    # the first upstream product with a SKU keeps it
+    assert set(all_products(client)) - {None} == {"2", "3", "6", "7", "8", "9", "10", "11", "12"}
+
+
+def test_a_running_sync_holds_the_lock(app, client, admin_headers, upstream, run_jobs):
+    with app.app_context():
+        db.session.add(SyncRun(job_id="other", status="running", started_at=utcnow()))
+        db.session.commit()
+    result = sync_now(client, admin_headers, run_jobs)
+    assert result["last_run"]["job_id"] == "other" and result["last_run"]["status"] == "running"
+    assert client.get(API).get_json()["total"] == 0
+
+
+def test_an_abandoned_running_sync_does_not_block_forever(app, client, admin_headers, upstream, run_jobs):
+    with app.app_context():
+        db.session.add(SyncRun(job_id="dead", status="running", started_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+    result = sync_now(client, admin_headers, run_jobs)
+    assert result["last_run"]["status"] == "succeeded"
+    with app.app_context():
+        dead = db.session.query(SyncRun).filter_by(job_id="dead").one()
+        assert dead.status == "failed" and "Abandoned" in dead.error
+
+
+@pytest.mark.app_config(REDIS_URL=None)
+def test_without_redis_the_sync_runs_inline(client, admin_headers, upstream):
+    response = client.post(f"{API}/sync", headers=admin_headers)
+    assert response.status_code == 202
+    run = client.get(f"{API}/sync/status", headers=admin_headers).get_json()["last_run"]
+    assert run["job_id"] == response.get_json()["job_id"] and run["status"] == "succeeded"
+    assert client.get(API).get_json()["total"] == 12
+
+
+@pytest.mark.usefixtures("redis_down")
+def test_sync_with_the_queue_down_is_503(client, admin_headers):
+    response = client.post(f"{API}/sync", headers=admin_headers)
+    assert response.status_code == 503 and response.get_json()["code"] == 503
+
+
+def test_the_scheduled_job_function_runs_a_sync(app, upstream):
+    from project.products.jobs import sync_products_job
+
+    with app.app_context():
+        assert sync_products_job() == {"created": 12, "updated": 0, "failed": 0}
+
+
+# --- CLI -----------------------------------------------------------------------------
+
+
+def test_cli_sync_runs_in_the_foreground(app, client, upstream):
+    result = app.test_cli_runner().invoke(args=["products", "sync"])
+    assert result.exit_code == 0, result.output
+    assert "Sync succeeded: 12 created, 0 updated, 0 failed." in result.output
+    assert client.get(API).get_json()["total"] == 12
+
+
+def test_cli_sync_reports_a_failure(app, upstream):
+    upstream.fail_at_skip = 5
+    result = app.test_cli_runner().invoke(args=["products", "sync"])
+    assert result.exit_code != 0 and "Sync failed" in result.output
+
+
+def test_seed_adds_demo_data_once(app, client):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["seed"])
+    assert first.exit_code == 0, first.output
+    assert "Seeded 4 users and 20 products." in first.output
+    assert client.get(API).get_json()["total"] == 20
+    second = runner.invoke(args=["seed"])
+    assert "Seeded 0 users and 0 products." in second.output
+    assert client.get(API).get_json()["total"] == 20
+    with app.app_context():
+        from project.security import verify_password
+        from project.users.models import User
+
+        admin = db.session.query(User).filter_by(email="admin@example.com").one()
+        assert admin.role == "admin" and verify_password(admin.password_hash, "Demo!Passw0rd")
+        assert db.session.query(User).count() == 4
