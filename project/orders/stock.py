@@ -19,6 +19,7 @@ from project.database import utcnow
 from project.errors import Conflict
 from project.extensions import db
 from project.orders.models import Order, OrderItem
+from project.products import service as products
 from project.products.models import Product
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def reserve_order(order_id: int) -> str | None:
         db.session.rollback()  # cancelled meanwhile (SQLite has no row lock): undo the stock
         return None
     db.session.commit()
+    products.invalidate_cache()
     return "reserved"
 
 
@@ -129,6 +131,8 @@ def cancel_order(order_id: int, allowed: tuple[str, ...] = ("pending", "reserved
         for item in _by_product(order.items):
             _give_back(item)
     db.session.commit()
+    if previous == "reserved":
+        products.invalidate_cache()
     return db.session.get(Order, order_id, populate_existing=True)
 
 

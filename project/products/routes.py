@@ -83,7 +83,7 @@ class ProductSyncStatus(MethodView):
         return sync.sync_status()
 
 
-@blp.route("/<int:product_id>")
+@blp.route("/<dbint:product_id>")
 class ProductItem(MethodView):
     @blp.response(200, ProductSchema)
     @blp.alt_response(404, description="No such product.")
@@ -121,7 +121,7 @@ class ProductItem(MethodView):
         service.delete_product(product_id)
 
 
-@blp.route("/<int:product_id>/stock")
+@blp.route("/<dbint:product_id>/stock")
 class ProductStock(MethodView):
     @auth_required("admin")
     @blp.arguments(StockDeltaSchema)

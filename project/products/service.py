@@ -16,9 +16,9 @@ from project.extensions import db
 from project.pagination import envelope
 from project.products.models import Product, ProductCount, search_document
 from project.products.schemas import MAX_STOCK
+from project.routing import DB_ID_MAX
 
 NAMESPACE = "products"
-MAX_ID = 2**31 - 1  # products.id is a 32-bit integer
 FIELDS = (
     "id",
     "sku",
@@ -126,7 +126,7 @@ def search_products(q: str, page: int, per_page: int) -> Cached:
 
 
 def _get_live(product_id: int) -> Product:
-    product = db.session.get(Product, product_id) if 0 < product_id <= MAX_ID else None
+    product = db.session.get(Product, product_id) if 0 < product_id <= DB_ID_MAX else None
     if product is None or product.deleted_at is not None:
         raise NotFound("Product not found.")
     return product
@@ -179,6 +179,11 @@ def delete_product(product_id: int) -> None:
     bump(NAMESPACE)
 
 
+def invalidate_cache() -> None:
+    """For writes to products made elsewhere (orders reserving and returning stock)."""
+    bump(NAMESPACE)
+
+
 def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
     """One conditional UPDATE: concurrent deltas never lose an update nor go below zero."""
     new_stock = Product.stock + delta
@@ -191,7 +196,7 @@ def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
             .values(stock=new_stock, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         ).rowcount
-        if 0 < product_id <= MAX_ID
+        if 0 < product_id <= DB_ID_MAX
         else 0
     )
     if not changed:

@@ -453,3 +453,21 @@ def test_fresh_reservations_do_not_expire(
     order_id, pid = _reserved_order(place, make_product, user_headers, run_jobs)
     assert in_app(order_jobs.expire_reservations) == 0
     assert client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()["status"] == "reserved"
+
+
+def test_cached_product_shows_stock_moved_by_orders(client, user_headers, make_product, place, run_jobs):
+    """Reserving and returning stock invalidate the product cache: no stale stock is shown."""
+    product_id = make_product(stock=5)
+    url = f"/api/v1/products/{product_id}"
+    assert client.get(url).get_json()["stock"] == 5
+    assert client.get(url).headers["X-Cache"] == "HIT"
+
+    order = place(user_headers, [(product_id, 2)]).get_json()
+    run_jobs()
+    fresh = client.get(url)
+    assert fresh.headers["X-Cache"] == "MISS"
+    assert fresh.get_json()["stock"] == 3
+
+    assert client.get(url).headers["X-Cache"] == "HIT"
+    assert client.post(f"{ORDERS}/{order['id']}/cancel", headers=user_headers).status_code == 200
+    assert client.get(url).get_json()["stock"] == 5
