@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -24,6 +24,7 @@ from project.database import utcnow
 from project.errors import ServiceUnavailable
 from project.extensions import db
 from project.jobs import enqueue
+from project.orders.models import Order, OrderItem
 from project.products.models import Product, SyncRun
 from project.products.service import NAMESPACE
 from project.products.upstream import UpstreamProduct, get_provider
@@ -34,7 +35,7 @@ BATCH_SIZE = 500
 # A run still "running" after this long died with its worker (the job timeout is shorter).
 STALE_RUN_AFTER = timedelta(minutes=30)
 MAX_ERROR_DETAILS = 5
-UPDATED_COLUMNS = ("sku", "name", "description", "price", "stock", "category", "updated_at")
+UPDATED_COLUMNS = ("sku", "name", "description", "price", "category", "updated_at")
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -124,11 +125,27 @@ def _upsert_batch(batch: list[UpstreamProduct], failures: list[str]) -> tuple[in
     stmt = _insert()(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.external_id],
-        set_={name: stmt.excluded[name] for name in UPDATED_COLUMNS},
+        set_={**{name: stmt.excluded[name] for name in UPDATED_COLUMNS}, "stock": _synced_stock(stmt)},
     ).returning(table.c.id)
     db.session.execute(stmt, rows).all()
     updated = sum(1 for row in rows if row["external_id"] in existing)
     return len(rows) - updated, updated
+
+
+def _synced_stock(stmt):
+    """Upstream stock less what reserved orders hold here, never below zero.
+
+    Reserved units were already taken off the local stock; writing the upstream figure over
+    them would sell those units twice.
+    """
+    held = (
+        select(func.coalesce(func.sum(OrderItem.quantity), 0))
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(OrderItem.product_id == Product.id, Order.status == "reserved")
+        .scalar_subquery()
+    )
+    available = stmt.excluded.stock - held
+    return case((available < 0, 0), else_=available)
 
 
 def _summary(failures: list[str]) -> str | None:

@@ -81,6 +81,31 @@ def test_a_second_sync_updates_creates_and_leaves_vanished_products(
     assert products["2"]["name"] == "Upstream item 2"  # vanished upstream: left as it was
 
 
+def test_a_second_sync_keeps_units_held_by_reserved_orders(
+    client, admin_headers, user_headers, upstream, run_jobs
+):
+    sync_now(client, admin_headers, run_jobs)
+    product = all_products(client)["1"]
+    assert product["stock"] == 3
+    order = client.post(
+        "/api/v1/orders", json={"items": [{"product_id": product["id"], "quantity": 2}]}, headers=user_headers
+    )
+    run_jobs(("stock",))
+    assert client.get(f"/api/v1/orders/{order.get_json()['id']}", headers=user_headers).get_json()[
+        "status"
+    ] == ("reserved")
+    assert all_products(client)["1"]["stock"] == 1
+
+    upstream.products[0] = {**upstream.products[0], "stock": 10}
+    sync_now(client, admin_headers, run_jobs)
+    # 10 upstream, 2 held by the reserved order: 8 left to sell, never 10 on top of the 2.
+    assert all_products(client)["1"]["stock"] == 8
+
+    upstream.products[0] = {**upstream.products[0], "stock": 1}
+    sync_now(client, admin_headers, run_jobs)
+    assert all_products(client)["1"]["stock"] == 0
+
+
 def test_an_upstream_failure_mid_sync_fails_the_run_and_changes_nothing(
     client, admin_headers, upstream, run_jobs
 ):
