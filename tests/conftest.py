@@ -168,3 +168,19 @@ def run_jobs(app):
         run_worker(app, list(queues), burst=True)
 
     return run
+
+
+@pytest.fixture
+def redis_down(app):
+    """Every Redis command of this app fails as if the server were down (cache and queues)."""
+    import redis
+
+    pool = app.extensions["redis"].connection_pool
+    original = pool.get_connection
+
+    def refuse(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Error 111 connecting to redis. Connection refused.")
+
+    pool.get_connection = refuse
+    yield
+    pool.get_connection = original

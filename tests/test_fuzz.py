@@ -5,7 +5,9 @@ Every operation gets generated requests as an admin, as a user and anonymously; 
 deterministic pass (FUZZ_EXAMPLES per operation, default 10); `make fuzz` a long one.
 """
 
+import json
 import os
+import re
 
 import pytest
 import schemathesis
@@ -13,6 +15,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
+from werkzeug import Response
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 LONG = EXAMPLES > 10
@@ -56,8 +59,23 @@ def fuzz(app, headers: dict[str, dict], only: str | None = None) -> tuple[list, 
     return operations, failures
 
 
+def serve_posts(httpserver) -> None:
+    """The posts upstream on loopback (JSONPlaceholder shape), so the fuzz exercises real answers."""
+    posts = [{"userId": 1 + i % 3, "id": i, "title": f"title {i}", "body": f"body {i}"} for i in range(1, 31)]
+    by_id = {str(post["id"]): post for post in posts}
+
+    def one(request):
+        post = by_id.get(request.path.rsplit("/", 1)[-1])
+        return Response(json.dumps(post or {}), status=200 if post else 404, content_type="application/json")
+
+    httpserver.expect_request("/posts").respond_with_json(posts)
+    httpserver.expect_request(re.compile(r"^/posts/[^/]+$")).respond_with_handler(one)
+
+
 @pytest.mark.slow
-def test_fuzz_the_api_from_its_openapi_document(app, admin, user, auth_headers):
+def test_fuzz_the_api_from_its_openapi_document(app, admin, user, auth_headers, httpserver):
+    serve_posts(httpserver)
+    app.config["POSTS_API_URL"] = httpserver.url_for("/").rstrip("/")
     headers = {"admin": auth_headers(admin), "user": auth_headers(user), "anonymous": {}}
     operations, failures = fuzz(app, headers)
     assert len(operations) >= 5, "the OpenAPI document lists too few operations"

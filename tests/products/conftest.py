@@ -58,24 +58,3 @@ def upstream(app, httpserver):
     app.config["PRODUCTS_SYNC_URL"] = catalogue.url
     app.config["PRODUCTS_SYNC_PAGE_SIZE"] = 5
     return catalogue
-
-
-def break_redis(app):
-    """Make every Redis command of this app fail as if the server were down; returns an undo."""
-    import redis
-
-    pool = app.extensions["redis"].connection_pool
-    original = pool.get_connection
-
-    def refuse(*args, **kwargs):
-        raise redis.exceptions.ConnectionError("Error 111 connecting to redis. Connection refused.")
-
-    pool.get_connection = refuse
-    return lambda: setattr(pool, "get_connection", original)
-
-
-@pytest.fixture
-def redis_down(app):
-    undo = break_redis(app)
-    yield
-    undo()
