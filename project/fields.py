@@ -7,6 +7,9 @@ from decimal import Decimal, InvalidOperation
 from marshmallow import ValidationError, fields
 
 
+MAX_AMOUNT = Decimal("100000000")  # Numeric(12, 2) holds up to 9,999,999,999.99
+
+
 class Money(fields.Decimal):
     """A non-negative amount with at most two decimal places, sent and returned as a JSON number."""
 
@@ -24,10 +27,10 @@ class Money(fields.Decimal):
             raise ValidationError("Must be a finite number.")
         if amount < 0:
             raise ValidationError("Must not be negative.")
-        if amount != amount.quantize(Decimal("0.01")):
+        if amount >= MAX_AMOUNT:  # before quantize(): a huge value would overflow its precision
+            raise ValidationError(f"Must be less than {MAX_AMOUNT}.")
+        if amount.normalize().as_tuple().exponent < -2:
             raise ValidationError("At most two decimal places.")
-        if amount >= Decimal("100000000"):
-            raise ValidationError("Must be less than 100000000.")
         return amount.quantize(Decimal("0.01"))
 
     def _serialize(self, value, attr, obj, **kwargs):

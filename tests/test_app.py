@@ -64,3 +64,17 @@ def test_migrations_match_the_models(app):
     with app.app_context(), db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
     assert diff == []
+
+
+@pytest.mark.parametrize(
+    "price, message",
+    [("1.4779957525769927e+81", "less than"), ("1e-30", "two decimal places"), ("12.345", "two decimal")],
+)
+def test_money_query_values_out_of_range_are_a_422(client, price, message):
+    response = client.get("/api/v1/products", query_string={"min_price": price})
+    body = assert_error_shape(response, 422)
+    assert message in body["errors"]["query"]["min_price"][0]
+
+
+def test_money_accepts_two_places_and_whole_numbers(client):
+    assert client.get("/api/v1/products", query_string={"min_price": "12.50", "max_price": "100"}).status_code == 200
