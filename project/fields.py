@@ -6,7 +6,6 @@ from decimal import Decimal, InvalidOperation
 
 from marshmallow import ValidationError, fields
 
-
 MAX_AMOUNT = Decimal("100000000")  # Numeric(12, 2) holds up to 9,999,999,999.99
 
 

@@ -77,4 +77,7 @@ def test_money_query_values_out_of_range_are_a_422(client, price, message):
 
 
 def test_money_accepts_two_places_and_whole_numbers(client):
-    assert client.get("/api/v1/products", query_string={"min_price": "12.50", "max_price": "100"}).status_code == 200
+    assert (
+        client.get("/api/v1/products", query_string={"min_price": "12.50", "max_price": "100"}).status_code
+        == 200
+    )
