@@ -21,6 +21,7 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
     app.config.from_object(config)
     app.config.update(overrides or {})
+    app.json.sort_keys = False  # fields in the order the schemas declare them
     if app.config["APP_ENV"] == "production":
         check_production_secrets(app.config)
 
