@@ -29,8 +29,11 @@ lint: install
 fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES per operation)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider
 
-bench: install  ## gRPC ValidateToken vs GET /api/v1/users/me (needs DATABASE_URL on PostgreSQL)
-	$(BIN)/python bench/grpc.py
+# Benchmarks need PostgreSQL and Redis; each writes its figures to bench/results/<name>.json.
+bench: install  ## every benchmark: catalogue, orders, token check
+	$(BIN)/python bench/catalogue.py
+	$(BIN)/python bench/orders.py
+	$(BIN)/python bench/token_check.py
 
 # The generated code is checked in (project/rpc/generated); run this after editing protos/.
 # protoc writes `import auth_pb2`, which only works from that directory: make it a package import.

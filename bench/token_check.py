@@ -1,9 +1,9 @@
 """ValidateToken calls/second (gRPC) vs `GET /api/v1/users/me` requests/second (gunicorn).
 
-`python bench/grpc.py` starts `python grpc_server.py` and `gunicorn wsgi:app -c
+`python bench/token_check.py` starts `python grpc_server.py` and `gunicorn wsgi:app -c
 gunicorn.conf.py` against PostgreSQL (BENCH_DATABASE_URL, else DATABASE_URL), logs a user
 in, then drives each side in turn with the same number of client threads for the same time
-(BENCH_SECONDS, BENCH_CONCURRENCY) and writes bench/results/grpc.json.
+(BENCH_SECONDS, BENCH_CONCURRENCY) and writes bench/results/token_check.json.
 Both sides do the same work: one token check (signature, expiry, type, session row, user row).
 Client and servers share this machine, so the figures compare the two paths; they are not a
 capacity figure for a real deployment.
@@ -26,8 +26,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# This file is bench/grpc.py: its own directory on sys.path would shadow the grpc package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
@@ -35,7 +33,7 @@ import requests  # noqa: E402
 
 from project.rpc.generated import auth_pb2, auth_pb2_grpc  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "grpc.json"
+RESULTS = ROOT / "bench" / "results" / "token_check.json"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 HTTP_WORKERS = int(os.environ.get("BENCH_HTTP_WORKERS", "2"))
