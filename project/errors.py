@@ -85,6 +85,13 @@ def error_response(code: int, message: str | None = None, errors: dict | None = 
     return response
 
 
+# Clearer than Werkzeug's generic descriptions when the details are in `errors`.
+FIELD_ERROR_MESSAGES = {
+    400: "The request body is malformed; see errors.",
+    422: "The request is invalid; see errors.",
+}
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def handle_app_error(exc: AppError):
@@ -95,7 +102,7 @@ def register_error_handlers(app: Flask) -> None:
         # flask-smorest's abort() and webargs put field errors in exc.data.
         data = getattr(exc, "data", None) or {}
         errors = data.get("messages") or data.get("errors")
-        message = data.get("message") or exc.description
+        message = data.get("message") or (errors and FIELD_ERROR_MESSAGES.get(exc.code)) or exc.description
         headers = dict(data.get("headers") or {})
         if exc.code == 405 and exc.response is None:
             headers.update({k: v for k, v in exc.get_headers() if k == "Allow"})

@@ -81,3 +81,18 @@ def test_money_accepts_two_places_and_whole_numbers(client):
         client.get("/api/v1/products", query_string={"min_price": "12.50", "max_price": "100"}).status_code
         == 200
     )
+
+
+def test_malformed_json_is_a_400_in_the_error_shape(client, user_headers):
+    response = client.post(
+        "/api/v1/projects", data="{bad", content_type="application/json", headers=user_headers
+    )
+    body = assert_error_shape(response, 400)
+    assert body["errors"] == {"json": ["Invalid JSON body."]}
+    assert "malformed" in body["message"]
+
+
+def test_validation_errors_name_the_field(client, user_headers):
+    response = client.post("/api/v1/projects", json={"name": "x", "bogus": 1}, headers=user_headers)
+    body = assert_error_shape(response, 422)
+    assert body["errors"]["json"]["bogus"] == ["Unknown field."]
