@@ -71,8 +71,11 @@ class Config:
     PRODUCTS_SYNC_PROVIDER = env_str("PRODUCTS_SYNC_PROVIDER", "dummyjson")
     PRODUCTS_SYNC_INTERVAL_MINUTES = env_int("PRODUCTS_SYNC_INTERVAL_MINUTES", 30)
     PRODUCTS_CACHE_TTL = env_int("PRODUCTS_CACHE_TTL", 300)
+    PRODUCTS_SYNC_PAGE_SIZE = env_int("PRODUCTS_SYNC_PAGE_SIZE", 100)
     UPSTREAM_TIMEOUT_SECONDS = env_int("UPSTREAM_TIMEOUT_SECONDS", 5)
     RESERVATION_TTL_MINUTES = env_int("RESERVATION_TTL_MINUTES", 15)
+    # A pending order older than this with no live RQ job is queued again (a lost job).
+    ORDERS_REQUEUE_AFTER_SECONDS = env_int("ORDERS_REQUEUE_AFTER_SECONDS", 60)
     UNVERIFIED_USER_TTL_HOURS = env_int("UNVERIFIED_USER_TTL_HOURS", 48)
 
     MAIL_SERVER = env_str("MAIL_SERVER")
@@ -91,6 +94,10 @@ class Config:
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
     LOG_FORMAT = env_str("LOG_FORMAT", "plain")
     GRPC_PORT = env_int("GRPC_PORT", 50051)
+    GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+    # Reverse proxies in front of the API whose X-Forwarded-For/-Proto to trust (0: none), so
+    # the login lockout and rate limits see the client's address, not the proxy's.
+    TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
     RQ_DASHBOARD_USERNAME = env_str("RQ_DASHBOARD_USERNAME")
     RQ_DASHBOARD_PASSWORD = env_str("RQ_DASHBOARD_PASSWORD")
 

@@ -8,7 +8,6 @@ finish, then the process exits 0.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -47,7 +46,7 @@ def serve(
 ) -> GrpcServer:
     """Start the server on `port` (0: any free port) and return it; does not block."""
     app = app or create_app()
-    workers = max_workers or int(os.environ.get("GRPC_MAX_WORKERS", "16"))
+    workers = max_workers or app.config["GRPC_MAX_WORKERS"]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"))
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthService(app), server)
 

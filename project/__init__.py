@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import check_production_secrets, database_url, get_config
 
@@ -32,6 +33,9 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     register_errorhandlers(app)
     register_commands(app)
     app.wsgi_app = StripTrailingSlash(app.wsgi_app)
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        hops = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     return app
 
 

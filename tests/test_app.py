@@ -96,3 +96,32 @@ def test_validation_errors_name_the_field(client, user_headers):
     response = client.post("/api/v1/projects", json={"name": "x", "bogus": 1}, headers=user_headers)
     body = assert_error_shape(response, 422)
     assert body["errors"]["json"]["bogus"] == ["Unknown field."]
+
+
+@pytest.mark.app_config(TRUSTED_PROXY_COUNT=1)
+def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(app):
+    from flask import request
+
+    seen = {}
+
+    @app.get("/whoami")
+    def whoami():
+        seen["ip"] = request.remote_addr
+        return {}
+
+    app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert seen["ip"] == "203.0.113.7"
+
+
+def test_without_trusted_proxies_forwarded_for_is_ignored(app):
+    from flask import request
+
+    seen = {}
+
+    @app.get("/whoami")
+    def whoami():
+        seen["ip"] = request.remote_addr
+        return {}
+
+    app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert seen["ip"] == "127.0.0.1"

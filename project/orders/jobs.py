@@ -60,7 +60,7 @@ def requeue_lost_orders() -> int:
     moving the order (worker killed, retries spent). Reservation is idempotent, so a
     duplicate run at worst changes nothing.
     """
-    after = current_app.config.get("ORDERS_REQUEUE_AFTER_SECONDS", 60)
+    after = current_app.config["ORDERS_REQUEUE_AFTER_SECONDS"]
     ids = stock.stale_pending_order_ids(utcnow() - timedelta(seconds=after))
     live = _live_job_ids([reservation_job_id(order_id) for order_id in ids])
     requeued = [i for i in ids if reservation_job_id(i) not in live and enqueue_reservation(i)]

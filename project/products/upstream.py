@@ -131,5 +131,5 @@ def get_provider(config: dict[str, Any]) -> CatalogueProvider:
     return PROVIDERS[name](
         config["PRODUCTS_SYNC_URL"],
         timeout=config.get("UPSTREAM_TIMEOUT_SECONDS", 5),
-        page_size=config.get("PRODUCTS_SYNC_PAGE_SIZE", 100),
+        page_size=config["PRODUCTS_SYNC_PAGE_SIZE"],
     )
