@@ -98,8 +98,7 @@ def test_validation_errors_name_the_field(client, user_headers):
     assert body["errors"]["json"]["bogus"] == ["Unknown field."]
 
 
-@pytest.mark.app_config(TRUSTED_PROXY_COUNT=1)
-def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(app):
+def client_address_seen(app, forwarded_for: str) -> str:
     from flask import request
 
     seen = {}
@@ -109,19 +108,14 @@ def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(app):
         seen["ip"] = request.remote_addr
         return {}
 
-    app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
-    assert seen["ip"] == "203.0.113.7"
+    app.test_client().get("/whoami", headers={"X-Forwarded-For": forwarded_for})
+    return seen["ip"]
+
+
+@pytest.mark.app_config(TRUSTED_PROXY_COUNT=1)
+def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(app):
+    assert client_address_seen(app, "203.0.113.7") == "203.0.113.7"
 
 
 def test_without_trusted_proxies_forwarded_for_is_ignored(app):
-    from flask import request
-
-    seen = {}
-
-    @app.get("/whoami")
-    def whoami():
-        seen["ip"] = request.remote_addr
-        return {}
-
-    app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
-    assert seen["ip"] == "127.0.0.1"
+    assert client_address_seen(app, "203.0.113.7") == "127.0.0.1"

@@ -79,8 +79,9 @@ def demo_products() -> list[dict]:
 )
 def seed_command(password: str) -> None:
     """Create demo data (an admin, a few users, products); adds nothing twice."""
-    from project.security import check_password_policy, hash_password
+    from project.security import check_password_policy
     from project.users.models import User
+    from project.users.service import create_user
 
     check_password_policy(password)
     taken = set(db.session.scalars(select(User.email)))
@@ -88,16 +89,7 @@ def seed_command(password: str) -> None:
     for email, username, role in users:
         if db.session.scalar(select(User.id).where(User.username == username)) is not None:
             username = f"{username}-{uuid.uuid4().hex[:6]}"
-        db.session.add(
-            User(
-                email=email,
-                username=username,
-                password_hash=hash_password(password),
-                role=role,
-                is_active=True,
-                is_verified=True,
-            )
-        )
+        create_user(email, username, password, role=role, verified=True)
     skus = set(db.session.scalars(select(Product.sku).where(Product.sku.like("DEMO-%"))))
     products = [Product(**data) for data in demo_products() if data["sku"] not in skus]
     db.session.add_all(products)
