@@ -92,9 +92,9 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from project.extensions import api
-    from project.routing import register_converters
+    from project.routing import register_routing
 
-    register_converters(app)
+    register_routing(app)
 
     for feature in FEATURES:
         routes = importlib.import_module(f"project.{feature}.routes")

@@ -119,3 +119,30 @@ def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(app):
 
 def test_without_trusted_proxies_forwarded_for_is_ignored(app):
     assert client_address_seen(app, "203.0.113.7") == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs",
+    [
+        ("post", "/api/v1/auth/login", {"data": {"username": "a\x00b", "password": "x"}}),
+        ("post", "/api/v1/auth/login", {"json": {"username": "a\x00b", "password": "x"}}),
+        (
+            "post",
+            "/api/v1/auth/register",
+            {"json": {"email": "a@b.co", "username": "ab", "password": "\x00"}},
+        ),
+        ("get", "/api/v1/products", {"query_string": {"name": "lamp\x00"}}),
+        ("get", "/api/v1/products/search", {"query_string": {"q\x00": "x", "q": "x"}}),
+    ],
+)
+def test_nul_characters_are_a_422_everywhere(client, method, path, kwargs):
+    """PostgreSQL text cannot hold U+0000: every input is refused before it reaches a query."""
+    response = getattr(client, method)(path, **kwargs)
+    body = assert_error_shape(response, 422)
+    assert "NUL" in body["message"]
+    assert response.headers.get("X-Request-ID")
+
+
+def test_nul_in_a_path_segment_is_a_422(client, user_headers):
+    response = client.delete("/api/v1/auth/sessions/abc%00def", headers=user_headers)
+    assert_error_shape(response, 422)
