@@ -1,6 +1,7 @@
 """The one pagination schema and envelope.
 
-Query: `page` (1-based) and `per_page` (1..100); out of range is a 422, never clamped.
+Query: `page` (1-based, at most 10,000,000) and `per_page` (1..100); out of range is a 422,
+never clamped.
 Body: `{"items": [...], "page", "per_page", "total", "pages"}`; an empty list has `pages: 0`.
 """
 
@@ -14,6 +15,9 @@ from sqlalchemy import Select, func, select
 from project.extensions import db
 
 MAX_PER_PAGE = 100
+# Far past any real list, and small enough that (page - 1) * per_page fits PostgreSQL's
+# BIGINT OFFSET: a larger page is a 422, not a database error.
+MAX_PAGE = 10_000_000
 
 
 class PaginationArgs(Schema):
@@ -22,7 +26,7 @@ class PaginationArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 

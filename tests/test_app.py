@@ -146,3 +146,16 @@ def test_nul_characters_are_a_422_everywhere(client, method, path, kwargs):
 def test_nul_in_a_path_segment_is_a_422(client, user_headers):
     response = client.delete("/api/v1/auth/sessions/abc%00def", headers=user_headers)
     assert_error_shape(response, 422)
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "10000001", "930109325180979363056427032490541056"])
+def test_pages_out_of_range_are_a_422_on_every_list(client, admin_headers, page):
+    for path in ("/api/v1/products", "/api/v1/users", "/api/v1/orders", "/api/v1/projects"):
+        response = client.get(path, query_string={"page": page}, headers=admin_headers)
+        body = assert_error_shape(response, 422)
+        assert "page" in body["errors"]["query"], path
+
+
+def test_a_page_past_the_end_is_an_empty_page(client, admin_headers):
+    body = client.get("/api/v1/products", query_string={"page": "10000000"}).get_json()
+    assert body["items"] == [] and body["page"] == 10_000_000 and body["pages"] == 0
