@@ -14,12 +14,11 @@ import logging
 import sys
 
 from rq import SimpleWorker
-from rq_scheduler import Scheduler
 
 from project import create_app
 from project.extensions import redis_client
 from project.jobs import QUEUE_NAMES, get_queue
-from project.schedule import register_periodic_jobs
+from project.schedule import AppScheduler, register_periodic_jobs
 
 log = logging.getLogger("worker")
 
@@ -45,7 +44,7 @@ def run_worker(app, queue_names: list[str], burst: bool = False) -> bool:
 
 def run_scheduler(app, interval: int = 5, burst: bool = False) -> None:
     with app.app_context():
-        scheduler = Scheduler(connection=redis_client.client, interval=interval)
+        scheduler = AppScheduler(connection=redis_client.client, interval=interval)
     ids = register_periodic_jobs(app, scheduler)
     log.info("registered periodic jobs: %s", ", ".join(ids))
     scheduler.run(burst=burst)

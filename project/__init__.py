@@ -63,6 +63,10 @@ def derive_settings(app: Flask) -> None:
     config.setdefault("CACHE_KEY_PREFIX", "cache:")
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    elif config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # An unreachable database host must become a 503 within seconds, not hang a worker.
+        options = config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
 
 
 def _default_rate_limit() -> str:

@@ -60,6 +60,34 @@ PERIODIC_JOBS = (
 )
 
 
+SCHEDULER_ALIVE_KEY = "rq:scheduler:alive"
+
+
+class AppScheduler(Scheduler):
+    """rq-scheduler that also keeps one well-known key alive while it runs.
+
+    rq-scheduler registers each instance under its own key; health checks would have to scan
+    the keyspace (cache entries included) to find them. This key expires like the instance key
+    (interval + 10 s after the last heartbeat) when every scheduler is gone.
+    """
+
+    def _beat(self) -> None:
+        self.connection.set(SCHEDULER_ALIVE_KEY, self.key, ex=int(self._interval) + 10)
+
+    def register_birth(self) -> None:
+        super().register_birth()
+        self._beat()
+
+    def heartbeat(self) -> None:
+        super().heartbeat()
+        self._beat()
+
+    def register_death(self) -> None:
+        super().register_death()
+        if self.connection.get(SCHEDULER_ALIVE_KEY) == self.key.encode():
+            self.connection.delete(SCHEDULER_ALIVE_KEY)
+
+
 def register_periodic_jobs(app: Flask, scheduler: Scheduler) -> list[str]:
     """(Re-)register every periodic job under its stable id; returns the ids."""
     wanted = {job.id for job in PERIODIC_JOBS}

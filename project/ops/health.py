@@ -16,14 +16,12 @@ from sqlalchemy import text
 from project.extensions import db, redis_client
 from project.jobs import QUEUE_NAMES, get_queue
 from project.redis_client import REDIS_ERRORS
+from project.schedule import SCHEDULER_ALIVE_KEY
 
 log = logging.getLogger(__name__)
 
 OK, DOWN, DISABLED = "ok", "down", "disabled"
 EMBEDDED = "REDIS_URL is not set: cache, rate limits and jobs run inside the web process."
-# rq-scheduler registers each running scheduler under this prefix (a hash with "birth", and
-# "death" once it stopped), expiring interval + 10 s after its last heartbeat.
-SCHEDULER_INSTANCE_PREFIX = "rq:scheduler_instance:"
 SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"
 
 
@@ -88,11 +86,7 @@ def check_workers() -> dict:
 def check_scheduler() -> dict:
     client = redis_client.client
     try:
-        alive = [
-            key
-            for key in client.scan_iter(match=f"{SCHEDULER_INSTANCE_PREFIX}*", count=100)
-            if not client.hexists(key, "death")
-        ]
+        alive = client.exists(SCHEDULER_ALIVE_KEY) > 0
         scheduled = client.zcard(SCHEDULED_JOBS_KEY)
     except REDIS_ERRORS as exc:
         return {"status": DOWN, "error": f"redis unreachable ({exc.__class__.__name__})"}

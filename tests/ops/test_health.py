@@ -51,15 +51,15 @@ def test_full_health_counts_queued_jobs(app, client):
 
 def test_full_health_sees_a_registered_worker_and_scheduler(app, client):
     from rq import Worker
-    from rq_scheduler import Scheduler
 
     from project.extensions import redis_client
     from project.jobs import all_queues
+    from project.schedule import AppScheduler
 
     with app.app_context():
         worker = Worker(all_queues(), connection=redis_client.client)
         worker.register_birth()
-        scheduler = Scheduler(connection=redis_client.client, interval=5)
+        scheduler = AppScheduler(connection=redis_client.client, interval=5)
         scheduler.register_birth()
     components = client.get("/health/full").get_json()["components"]
     assert components["workers"] == {"status": "ok", "count": 1}
