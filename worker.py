@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 from rq import SimpleWorker
 
 from project import create_app
 from project.extensions import redis_client
 from project.jobs import QUEUE_NAMES, get_queue
+from project.redis_client import REDIS_ERRORS
 from project.schedule import AppScheduler, register_periodic_jobs
 
 log = logging.getLogger("worker")
@@ -43,11 +45,18 @@ def run_worker(app, queue_names: list[str], burst: bool = False) -> bool:
 
 
 def run_scheduler(app, interval: int = 5, burst: bool = False) -> None:
-    with app.app_context():
-        scheduler = AppScheduler(connection=redis_client.client, interval=interval)
-    ids = register_periodic_jobs(app, scheduler)
-    log.info("registered periodic jobs: %s", ", ".join(ids))
-    scheduler.run(burst=burst)
+    """Run the scheduler; outlive Redis outages (a fresh instance once Redis answers again)."""
+    while True:
+        try:
+            with app.app_context():
+                scheduler = AppScheduler(connection=redis_client.client, interval=interval, app=app)
+                ids = register_periodic_jobs(app, scheduler)
+            log.info("registered periodic jobs: %s", ", ".join(ids))
+            scheduler.run(burst=burst)
+            return
+        except REDIS_ERRORS as exc:
+            log.error("scheduler lost Redis (%s); retrying in %ss", exc.__class__.__name__, interval)
+            time.sleep(interval)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,12 +64,25 @@ SCHEDULER_ALIVE_KEY = "rq:scheduler:alive"
 
 
 class AppScheduler(Scheduler):
-    """rq-scheduler that also keeps one well-known key alive while it runs.
+    """rq-scheduler that keeps the periodic jobs registered and says it is alive.
 
-    rq-scheduler registers each instance under its own key; health checks would have to scan
-    the keyspace (cache entries included) to find them. This key expires like the instance key
-    (interval + 10 s after the last heartbeat) when every scheduler is gone.
+    - Before each pass it re-registers any periodic job missing from Redis: a Redis restart
+      without persistence (or a flush) would otherwise leave it running with nothing to run.
+    - It keeps one well-known key alive (`SCHEDULER_ALIVE_KEY`, expiring like rq-scheduler's
+      own instance key), so health checks read one key instead of scanning the keyspace.
     """
+
+    def __init__(self, *args, app: Flask, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+
+    def enqueue_jobs(self):
+        missing = [
+            job for job in PERIODIC_JOBS if self.connection.zscore(self.scheduled_jobs_key, job.id) is None
+        ]
+        for job in missing:
+            _schedule(self.app, self, job)
+        return super().enqueue_jobs()
 
     def _beat(self) -> None:
         self.connection.set(SCHEDULER_ALIVE_KEY, self.key, ex=int(self._interval) + 10)
@@ -88,23 +101,26 @@ class AppScheduler(Scheduler):
             self.connection.delete(SCHEDULER_ALIVE_KEY)
 
 
+def _schedule(app: Flask, scheduler: Scheduler, job: PeriodicJob) -> None:
+    scheduler.schedule(
+        scheduled_time=datetime.now(UTC),
+        func=job.func,
+        interval=job.interval(app),
+        repeat=None,
+        id=job.id,
+        queue_name=job.queue,
+        timeout=600,
+        result_ttl=job.interval(app) * 2,
+    )
+    log.info("scheduled %s every %ss on %s", job.id, job.interval(app), job.queue)
+
+
 def register_periodic_jobs(app: Flask, scheduler: Scheduler) -> list[str]:
     """(Re-)register every periodic job under its stable id; returns the ids."""
     wanted = {job.id for job in PERIODIC_JOBS}
     for existing in scheduler.get_jobs():
         if existing.id in wanted:
             scheduler.cancel(existing)
-    now = datetime.now(UTC)
     for job in PERIODIC_JOBS:
-        scheduler.schedule(
-            scheduled_time=now,
-            func=job.func,
-            interval=job.interval(app),
-            repeat=None,
-            id=job.id,
-            queue_name=job.queue,
-            timeout=600,
-            result_ttl=job.interval(app) * 2,
-        )
-        log.info("scheduled %s every %ss on %s", job.id, job.interval(app), job.queue)
+        _schedule(app, scheduler, job)
     return [job.id for job in PERIODIC_JOBS]

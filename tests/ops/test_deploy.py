@@ -197,3 +197,38 @@ def test_periodic_jobs_register_with_rq_scheduler(app):
         register_periodic_jobs(app, scheduler)  # a restart replaces, never duplicates
         assert sorted(job.id for job in scheduler.get_jobs()) == sorted(ids)
     assert len(ids) == len(PERIODIC_JOBS)
+
+
+def test_the_scheduler_restores_periodic_jobs_lost_with_redis(app):
+    """A Redis restart without persistence empties the schedule: the next pass re-registers it."""
+    from project.extensions import redis_client
+    from project.schedule import PERIODIC_JOBS, AppScheduler, register_periodic_jobs
+
+    with app.app_context():
+        scheduler = AppScheduler(connection=redis_client.client, interval=5, app=app)
+        register_periodic_jobs(app, scheduler)
+        redis_client.client.flushdb()
+        assert list(scheduler.get_jobs()) == []
+        scheduler.enqueue_jobs()
+        assert sorted(job.id for job in scheduler.get_jobs()) == sorted(job.id for job in PERIODIC_JOBS)
+        scheduler.enqueue_jobs()  # nothing missing: nothing added twice
+        assert len(list(scheduler.get_jobs())) == len(PERIODIC_JOBS)
+
+
+def test_the_scheduler_process_outlives_a_redis_outage(app, monkeypatch):
+    """`python worker.py --scheduler` retries with a fresh scheduler when Redis drops."""
+    import redis
+
+    import worker
+
+    runs = []
+
+    def run(self, burst=False):
+        runs.append(self.key)
+        if len(runs) == 1:
+            raise redis.exceptions.ConnectionError("Connection refused.")
+
+    monkeypatch.setattr(worker.AppScheduler, "run", run)
+    monkeypatch.setattr(worker.time, "sleep", lambda seconds: None)
+    worker.run_scheduler(app, interval=1)
+    assert len(runs) == 2 and runs[0] != runs[1]

@@ -59,7 +59,7 @@ def test_full_health_sees_a_registered_worker_and_scheduler(app, client):
     with app.app_context():
         worker = Worker(all_queues(), connection=redis_client.client)
         worker.register_birth()
-        scheduler = AppScheduler(connection=redis_client.client, interval=5)
+        scheduler = AppScheduler(connection=redis_client.client, interval=5, app=app)
         scheduler.register_birth()
     components = client.get("/health/full").get_json()["components"]
     assert components["workers"] == {"status": "ok", "count": 1}
