@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from decimal import Decimal
 
 import click
+from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
@@ -68,18 +70,25 @@ def demo_products() -> list[dict]:
     ]
 
 
+DEMO_PASSWORD = "Demo!Passw0rd"
+
+
 @click.command("seed")
 @with_appcontext
 @click.option(
     "--password",
     envvar="SEED_PASSWORD",
-    default="Demo!Passw0rd",
-    show_default=True,
-    help="Password of the demo accounts.",
+    default=None,
+    help=f"Password of the demo accounts (default {DEMO_PASSWORD!r}; random in production).",
 )
-def seed_command(password: str) -> None:
+def seed_command(password: str | None) -> None:
     """Create demo data (an admin, a few users, products); adds nothing twice."""
     from project.security import check_password_policy
+
+    if password is None:
+        # A well-known admin password must never reach a production database.
+        production = current_app.config["APP_ENV"] == "production"
+        password = f"{secrets.token_urlsafe(12)}-Aa1!" if production else DEMO_PASSWORD
     from project.users.models import User
     from project.users.service import create_user
 
