@@ -101,3 +101,25 @@ def worker_processes():
             assert proc.returncode == 0, err.decode()[-2000:]
 
     return run
+
+
+@pytest.fixture
+def enqueue_fails(monkeypatch):
+    """`with enqueue_fails(): ...` — every enqueue inside meets a Redis that is down."""
+    import contextlib
+
+    import redis
+
+    from project import jobs as queue_jobs
+
+    class DownQueue:
+        def enqueue(self, *args, **kwargs):
+            raise redis.exceptions.ConnectionError("Redis is down")
+
+    @contextlib.contextmanager
+    def down():
+        with monkeypatch.context() as patch:
+            patch.setattr(queue_jobs, "get_queue", lambda name: DownQueue())
+            yield
+
+    return down

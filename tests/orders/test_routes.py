@@ -7,7 +7,6 @@ PostgreSQL + Redis alike.
 from __future__ import annotations
 
 import pytest
-import redis
 
 from project import jobs as queue_jobs
 from project.orders import jobs as order_jobs
@@ -391,18 +390,12 @@ def test_a_job_run_twice_reserves_once(app, client, place, make_product, stock_o
 # --- recovery ----------------------------------------------------------------------------
 
 
-class _DownQueue:
-    def enqueue(self, *args, **kwargs):
-        raise redis.exceptions.ConnectionError("Redis is down")
-
-
 @pytest.mark.app_config(ORDERS_REQUEUE_AFTER_SECONDS=0)
 def test_an_order_whose_enqueue_failed_is_reserved_after_recovery(
-    client, place, make_product, stock_of, user_headers, run_jobs, in_app, monkeypatch
+    client, place, make_product, stock_of, user_headers, run_jobs, in_app, enqueue_fails
 ):
     pid = make_product(stock=5)
-    with monkeypatch.context() as patch:
-        patch.setattr(queue_jobs, "get_queue", lambda name: _DownQueue())
+    with enqueue_fails():
         response = place(user_headers, [(pid, 2)])
     assert response.status_code == 202
     order_id = response.get_json()["id"]
@@ -424,9 +417,10 @@ def test_recovery_leaves_orders_with_a_live_job_alone(app, place, make_product, 
         assert len(queue_jobs.get_queue("stock").job_ids) == 1
 
 
-def test_recovery_waits_before_calling_an_order_lost(place, make_product, user_headers, in_app, monkeypatch):
-    with monkeypatch.context() as patch:
-        patch.setattr(queue_jobs, "get_queue", lambda name: _DownQueue())
+def test_recovery_waits_before_calling_an_order_lost(
+    place, make_product, user_headers, in_app, enqueue_fails
+):
+    with enqueue_fails():
         place(user_headers, [(make_product(), 1)])
     assert in_app(order_jobs.requeue_lost_orders) == 0  # younger than 60 s: maybe in flight
 

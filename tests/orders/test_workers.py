@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-import redis
 from sqlalchemy import case, update
 
 from project import jobs as queue_jobs
@@ -129,17 +128,11 @@ def _age(app, order_id: int, minutes: int) -> None:
         db.session.commit()
 
 
-class _DownQueue:
-    def enqueue(self, *args, **kwargs):
-        raise redis.exceptions.ConnectionError("Redis is down")
-
-
 def test_an_order_whose_enqueue_failed_is_reserved_after_recovery(
-    app, client, place, make_product, stock_of, user_headers, worker_processes, monkeypatch
+    app, client, place, make_product, stock_of, user_headers, worker_processes, enqueue_fails
 ):
     pid = make_product(stock=5)
-    with monkeypatch.context() as patch:
-        patch.setattr(queue_jobs, "get_queue", lambda name: _DownQueue())
+    with enqueue_fails():
         response = place(user_headers, [(pid, 2)])
     assert response.status_code == 202
     order_id = response.get_json()["id"]
