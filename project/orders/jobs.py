@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 RESERVE_TIMEOUT_SECONDS = 30
 RESERVE_BACKOFF = (5, 30, 120)
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+# An order whose reservation was lost this many times is failed, not re-queued forever
+# (a job that always crashes would otherwise come back every minute).
+MAX_REQUEUES = 5
+GAVE_UP_REASON = "The reservation could not be processed; please order again."
 
 
 def reservation_job_id(order_id: int) -> str:
@@ -63,10 +67,30 @@ def requeue_lost_orders() -> int:
     after = current_app.config["ORDERS_REQUEUE_AFTER_SECONDS"]
     ids = stock.stale_pending_order_ids(utcnow() - timedelta(seconds=after))
     live = _live_job_ids([reservation_job_id(order_id) for order_id in ids])
-    requeued = [i for i in ids if reservation_job_id(i) not in live and enqueue_reservation(i)]
+    requeued = []
+    for order_id in ids:
+        if reservation_job_id(order_id) in live:
+            continue
+        if _count_requeue(order_id) > MAX_REQUEUES:
+            stock.fail_pending(order_id, GAVE_UP_REASON)
+            log.error("order %s: reservation lost %s times, order failed", order_id, MAX_REQUEUES)
+        elif enqueue_reservation(order_id):
+            requeued.append(order_id)
     if requeued:
         log.warning("re-enqueued %s lost order reservations: %s", len(requeued), requeued[:20])
     return len(requeued)
+
+
+def _count_requeue(order_id: int) -> int:
+    """How many times this order's reservation has been found lost (kept a day in Redis)."""
+    client = redis_client.client
+    if client is None:
+        return 1  # inline mode: the reservation ran in the request; nothing to count
+    key = f"orders:requeues:{order_id}"
+    pipe = client.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 24 * 3600)
+    return int(pipe.execute()[0])
 
 
 def _live_job_ids(job_ids: list[str]) -> set[str]:

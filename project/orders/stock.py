@@ -97,7 +97,7 @@ def reserve_order(order_id: int) -> str | None:
         if not _take(item):
             reason = _shortfall_reason(item)
             db.session.rollback()
-            return _fail(order_id, reason)
+            return fail_pending(order_id, reason)
     if not transition(order_id, ("pending",), "reserved", reserved_at=utcnow()):
         db.session.rollback()  # cancelled meanwhile (SQLite has no row lock): undo the stock
         return None
@@ -106,7 +106,8 @@ def reserve_order(order_id: int) -> str | None:
     return "reserved"
 
 
-def _fail(order_id: int, reason: str) -> str | None:
+def fail_pending(order_id: int, reason: str) -> str | None:
+    """Mark a still-pending order failed (commits); returns its final status."""
     order = lock_order(order_id)
     if order is None or not transition(order_id, ("pending",), "failed", failure_reason=reason):
         db.session.rollback()

@@ -465,3 +465,21 @@ def test_cached_product_shows_stock_moved_by_orders(client, user_headers, make_p
     assert client.get(url).headers["X-Cache"] == "HIT"
     assert client.post(f"{ORDERS}/{order['id']}/cancel", headers=user_headers).status_code == 200
     assert client.get(url).get_json()["stock"] == 5
+
+
+@pytest.mark.app_config(ORDERS_REQUEUE_AFTER_SECONDS=0)
+def test_an_order_lost_again_and_again_is_failed_not_requeued_forever(
+    client, place, make_product, stock_of, user_headers, in_app, monkeypatch
+):
+    pid = make_product(stock=5)
+    order_id = place(user_headers, [(pid, 1)]).get_json()["id"]
+    with monkeypatch.context() as patch:
+        # Every re-queued job vanishes before it runs (a job that always kills its worker).
+        patch.setattr(order_jobs, "_live_job_ids", lambda job_ids: set())
+        patch.setattr(order_jobs, "enqueue_reservation", lambda order_id: True)
+        counts = [in_app(order_jobs.requeue_lost_orders) for _ in range(order_jobs.MAX_REQUEUES + 2)]
+    assert counts == [1] * order_jobs.MAX_REQUEUES + [0, 0]
+    order = client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()
+    assert order["status"] == "failed"
+    assert order["failure_reason"] == order_jobs.GAVE_UP_REASON
+    assert stock_of(pid) == 5
