@@ -24,7 +24,6 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 access_log = logging.getLogger("access")
-OWN_LOGGERS = {"access", "project", "worker", "grpc_server", "rq", "rq_scheduler", "gunicorn"}
 PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
 
@@ -57,11 +56,6 @@ def configure_logging(app: Flask) -> logging.Handler:
     handler = build_handler((app.config.get("LOG_FORMAT") or "plain").lower())
     root.addHandler(handler)
     root.setLevel((app.config.get("LOG_LEVEL") or "INFO").upper())
-    # A logging.config call (Alembic's fileConfig in `db upgrade`, for one) disables every
-    # logger that existed before it; ours must keep logging.
-    for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if isinstance(logger, logging.Logger) and name.split(".")[0] in OWN_LOGGERS:
-            logger.disabled = False
     # Werkzeug's dev-server access lines duplicate ours.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app.extensions["log_handler"] = handler

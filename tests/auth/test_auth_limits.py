@@ -1,6 +1,5 @@
 """Login lockout, flask-limiter limits, email job retries, and inputs that must never 500."""
 
-import logging
 from datetime import timedelta
 
 import pytest
@@ -148,8 +147,6 @@ def test_failed_smtp_send_raises_and_is_scheduled_for_retry(client, app, run_job
 
 
 def test_without_mail_server_the_mail_is_logged(client, app, run_jobs, caplog):
-    # Alembic's fileConfig (the session's migrations) disables loggers that existed then.
-    logging.getLogger("project.mail").disabled = False
     caplog.set_level("INFO", logger="project.mail")
     client.post(
         f"{API}/register", json={"email": "l@example.com", "username": "lll", "password": "Sup3r$ecret!"}

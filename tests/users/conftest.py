@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 
 import pytest
@@ -13,8 +12,6 @@ TOKEN_IN_LINK = re.compile(r"verify-email\?token=([A-Za-z0-9_\-]+)")
 @pytest.fixture
 def mailed_verify_token(caplog, run_jobs):
     """`mailed_verify_token()`: run the queued email jobs and return the last verification token."""
-    # Alembic's fileConfig (the session's migrations) disables loggers that existed then.
-    logging.getLogger("project.mail").disabled = False
     caplog.set_level("INFO", logger="project.mail")
 
     def latest() -> str | None:
