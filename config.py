@@ -76,6 +76,11 @@ class Config:
     RESERVATION_TTL_MINUTES = env_int("RESERVATION_TTL_MINUTES", 15)
     # A pending order older than this with no live RQ job is queued again (a lost job).
     ORDERS_REQUEUE_AFTER_SECONDS = env_int("ORDERS_REQUEUE_AFTER_SECONDS", 60)
+    # How often the scheduler runs that safety net, and how long one reservation may run.
+    ORDERS_RECOVERY_INTERVAL_SECONDS = env_int("ORDERS_RECOVERY_INTERVAL_SECONDS", 60)
+    ORDERS_RESERVE_TIMEOUT_SECONDS = env_int("ORDERS_RESERVE_TIMEOUT_SECONDS", 30)
+    # The scheduler's pass: periodic jobs and RQ retries due run at most this late.
+    SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 1)
     UNVERIFIED_USER_TTL_HOURS = env_int("UNVERIFIED_USER_TTL_HOURS", 48)
 
     MAIL_SERVER = env_str("MAIL_SERVER")
@@ -84,6 +89,8 @@ class Config:
     MAIL_USERNAME = env_str("MAIL_USERNAME")
     MAIL_PASSWORD = env_str("MAIL_PASSWORD")
     MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "no-reply@localhost")
+    # Seconds before each retry of an email whose sending failed (one retry per entry).
+    EMAIL_RETRY_BACKOFF = [int(s) for s in env_list("EMAIL_RETRY_BACKOFF", "30,120,600,1800")]
     FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:5000")
 
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)

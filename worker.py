@@ -25,6 +25,10 @@ from project.schedule import AppScheduler, register_periodic_jobs
 log = logging.getLogger("worker")
 
 
+# How long past its timeout a job may still be marked running before RQ counts it abandoned.
+ABANDONED_AFTER_TIMEOUT_SECONDS = 10
+
+
 class AppWorker(SimpleWorker):
     """Runs jobs in this process (no fork per job: no pooled DB connection shared across a
     fork, and no fork cost per job), each inside its own app context."""
@@ -35,6 +39,15 @@ class AppWorker(SimpleWorker):
         with self.flask_app.app_context():
             return super().perform_job(job, queue)
 
+    def get_heartbeat_ttl(self, job) -> int:
+        """How long the job stays in the started registry without a heartbeat (this worker
+        sends none while a job runs). RQ's default adds 60 s to the timeout; a job whose
+        worker was killed thus waits a minute longer than it must before it is retried.
+        The timeout ends a live job (SIGALRM), so a few seconds past it means a dead worker."""
+        if job.timeout is None or job.timeout < 0:
+            return super().get_heartbeat_ttl(job)
+        return int(job.timeout) + ABANDONED_AFTER_TIMEOUT_SECONDS
+
 
 def run_worker(app, queue_names: list[str], burst: bool = False) -> bool:
     AppWorker.flask_app = app
@@ -44,8 +57,9 @@ def run_worker(app, queue_names: list[str], burst: bool = False) -> bool:
     return worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
 
 
-def run_scheduler(app, interval: int = 5, burst: bool = False) -> None:
+def run_scheduler(app, interval: int | None = None, burst: bool = False) -> None:
     """Run the scheduler; outlive Redis outages (a fresh instance once Redis answers again)."""
+    interval = interval or app.config["SCHEDULER_INTERVAL_SECONDS"]
     while True:
         try:
             with app.app_context():

@@ -1,163 +1,173 @@
-"""Orders throughput: POST /orders -> reserved, with 1, 2 and 4 RQ worker processes.
+"""Orders through HTTP: POST /orders -> reserved, with gunicorn and real RQ worker processes.
 
-    python bench/orders.py [--orders 400] [--workers 1,2,4]
+    python bench/orders.py [--workers 2,4] [--orders 400] [--clients 16] [--rate 20]
 
-Needs PostgreSQL and Redis: database `bench_orders` (created if missing, migrated fresh)
-and Redis db 13 (flushed), overridable with BENCH_DATABASE_URL / BENCH_REDIS_URL.
-Per run: start N `python worker.py --queues stock` processes, POST the orders from 4 client
-threads through the WSGI app in this process, and wait until none is pending.
+Serves the project in production mode under the shipped `gunicorn.conf.py` with two gunicorn
+workers, and the floor (bench/floor_app.py) under the same server and settings; runs
+`python worker.py --queues stock` processes (2, then 4). For each worker count:
 
-- end_to_end (workers running while 4 client threads POST):
-  orders_per_second = orders / (last reserved_at - first POST sent)
-- drain (orders queued first, then the workers start): the workers' own rate,
-  (orders - 1) / (last reserved_at - first reserved_at)
-- latency: reserved_at - created_at per order, from the database (created_at is set in
-  the POST request just before its commit and the 202; reserved_at by the worker's commit).
+- burst: `--orders` POSTs from `--clients` threads (each its own keep-alive connection), the
+  workers running. post_rate = orders / time to send them all; end_to_end = orders / (last
+  reserved_at - first POST sent); latency = reserved_at - created_at per order (database
+  timestamps: created_at is set in the POST just before its commit and the 202, reserved_at
+  by the worker's commit; so it is at least the time from the 202 to `reserved`).
+- light: `--rate` orders a second for `--light-seconds`, open loop; the same latency.
+- drain: `--orders` POSTed with no worker running, then the workers start:
+  (orders - 1) / (last reserved_at - first reserved_at), the workers' own rate.
+- floor: the same burst against the floor's POST route (a Flask route that parses the JSON
+  and answers 202): the POST rate a Python WSGI app under this server reaches here.
+
+Everything runs on this machine at once with whatever else runs on it: compare ratios measured
+in the same run. Setup goes through the CLI and HTTP only. Environment: BENCH_DATABASE_URL
+(postgresql://postgres@127.0.0.1:5432/bench_orders_h10, created if missing, schema rebuilt),
+BENCH_REDIS_URL (redis://127.0.0.1:6379/13, flushed), BENCH_PORT (21410; the floor uses +1).
 Writes bench/results/orders.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg2
+import redis
+
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_orders")
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_orders_h10")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+PORT = int(os.environ.get("BENCH_PORT", "21410"))
+PRODUCTS = 20
+ADMIN = {"email": "bench@example.com", "password": "Bench!Passw0rd-1"}
 ENV = {
-    "APP_ENV": "development",
+    **os.environ,
+    "APP_ENV": "production",
+    "SECRET_KEY": "bench-secret-key-0123456789abcdef0123",
+    "JWT_SECRET_KEY": "bench-jwt-secret-key-0123456789abcdef",
     "DATABASE_URL": DATABASE_URL,
     "REDIS_URL": REDIS_URL,
+    "MAIL_SERVER": "127.0.0.1",
     "RATELIMIT_ENABLED": "false",
     "LOG_LEVEL": "WARNING",
+    "GUNICORN_WORKERS": "2",
 }
-os.environ.update(ENV)  # before config.py is imported: it reads the environment once
-sys.path.insert(0, str(ROOT))
-
-from decimal import Decimal  # noqa: E402
-
-import psycopg2  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
-from rq import Worker  # noqa: E402
-from sqlalchemy import func, select, text  # noqa: E402
-
-from project import create_app  # noqa: E402
-from project.extensions import db, redis_client  # noqa: E402
-from project.orders.models import Order  # noqa: E402
-from project.products.models import Product  # noqa: E402
-from project.security import hash_password, start_session  # noqa: E402
-from project.users.models import User  # noqa: E402
-
-PRODUCTS = 20
-CLIENT_THREADS = 4
+BIN = Path(sys.executable).parent
 
 
-def ensure_database() -> None:
-    admin_url, name = DATABASE_URL.rsplit("/", 1)
-    conn = psycopg2.connect(f"{admin_url}/postgres")
+def sql(query: str, *params, fetch: bool = False, database: str | None = None):
+    url = DATABASE_URL if database is None else DATABASE_URL.rsplit("/", 1)[0] + f"/{database}"
+    conn = psycopg2.connect(url)
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if fetch else None
+    finally:
+        conn.close()
 
 
-def prepare(app) -> tuple[list[int], dict]:
-    with app.app_context():
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        upgrade(directory=str(ROOT / "migrations"))
-        user = User(email="bench@example.com", username="bench", password_hash=hash_password("Bench!12345"))
-        db.session.add(user)
-        products = [
-            Product(sku=f"BENCH-{n}", name=f"Bench {n}", description="", price=Decimal("1.50"), stock=0)
-            for n in range(PRODUCTS)
-        ]
-        db.session.add_all(products)
-        db.session.commit()
-        headers = {"Authorization": f"Bearer {start_session(user)['access_token']}"}
-        return [p.id for p in products], headers
+def prepare_database() -> None:
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    if not sql("SELECT 1 FROM pg_database WHERE datname = %s", name, fetch=True, database="postgres"):
+        sql(f'CREATE DATABASE "{name}"', database="postgres")
+    sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    run_cli("db", "upgrade")
+    run_cli("users", "create-admin", "--email", ADMIN["email"], "--password", ADMIN["password"])
+    redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-def reset(app, stock: int) -> None:
-    with app.app_context():
-        db.session.execute(text("TRUNCATE order_items, orders RESTART IDENTITY"))
-        db.session.execute(text("UPDATE products SET stock = :s"), {"s": stock})
-        db.session.commit()
-        redis_client.client.flushdb()
+def run_cli(*args: str) -> None:
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=ENV, check=True, capture_output=True
+    )
 
 
-def start_workers(app, n: int) -> list[subprocess.Popen]:
+def start_gunicorn(app: str, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), app, "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env={**ENV, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/hello" if app.startswith("bench") else "/health")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{app} did not start on port {port}")
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=60)
+
+
+def request(conn: http.client.HTTPConnection, method: str, path: str, body=None, headers=None):
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers or {})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def setup_catalogue(port: int) -> tuple[dict, list[int]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    json_headers = {"Content-Type": "application/json"}
+    status, body = request(conn, "POST", "/api/v1/auth/login", ADMIN, json_headers)
+    assert status == 200, body
+    headers = {**json_headers, "Authorization": f"Bearer {json.loads(body)['access_token']}"}
+    ids = []
+    for n in range(PRODUCTS):
+        product = {"sku": f"BENCH-{n}", "name": f"Bench {n}", "price": 1.5, "stock": 0}
+        status, body = request(conn, "POST", "/api/v1/products", product, headers)
+        assert status == 201, body
+        ids.append(json.loads(body)["id"])
+    return headers, ids
+
+
+def reset(stock: int) -> None:
+    sql("TRUNCATE order_items, orders RESTART IDENTITY; UPDATE products SET stock = %s", stock)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def start_workers(n: int) -> list[subprocess.Popen]:
+    client = redis.Redis.from_url(REDIS_URL)
+    before = client.scard("rq:workers")
     procs = [
         subprocess.Popen(
             [sys.executable, "worker.py", "--queues", "stock"],
             cwd=ROOT,
-            env={**os.environ, **ENV},
+            env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         for _ in range(n)
     ]
-    with app.app_context():
-        deadline = time.monotonic() + 60
-        while Worker.count(connection=redis_client.client) < n:
-            if time.monotonic() > deadline:
-                raise RuntimeError("workers did not start")
-            time.sleep(0.2)
+    deadline = time.monotonic() + 60
+    while client.scard("rq:workers") < before + n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers did not start")
+        time.sleep(0.1)
     return procs
 
 
-def stop_workers(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=60)
-
-
-def post_orders(app, headers: dict, bodies: list[dict]) -> list[int]:
-    def post(chunk: list[dict]) -> list[int]:
-        client = app.test_client()
-        codes = []
-        for body in chunk:
-            codes.append(client.post("/api/v1/orders", json=body, headers=headers).status_code)
-        return codes
-
-    chunks = [bodies[i::CLIENT_THREADS] for i in range(CLIENT_THREADS)]
-    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-        return [code for codes in pool.map(post, chunks) for code in codes]
-
-
-def wait_until_settled(app, total: int, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    with app.app_context():
-        while True:
-            pending = db.session.scalar(select(func.count()).where(Order.status == "pending"))
-            db.session.rollback()
-            if pending == 0:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{pending} of {total} orders still pending")
-            time.sleep(0.25)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def make_bodies(product_ids: list[int], orders: int, seed: int) -> list[dict]:
+def bodies(product_ids: list[int], count: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     return [
         {
@@ -166,96 +176,183 @@ def make_bodies(product_ids: list[int], orders: int, seed: int) -> list[dict]:
                 for pid in rng.sample(product_ids, rng.randint(1, 3))
             ]
         }
-        for _ in range(orders)
+        for _ in range(count)
     ]
 
 
-def summarize(app, started: datetime | None) -> dict:
-    """`started` None: time from the first reservation (drain runs, no worker start-up)."""
-    with app.app_context():
-        rows = db.session.execute(select(Order.status, Order.created_at, Order.reserved_at)).all()
-    reserved = [r for r in rows if r.status == "reserved"]
-    latencies = [(r.reserved_at - r.created_at).total_seconds() * 1000 for r in reserved]
-    first = started or min(r.reserved_at for r in reserved)
-    elapsed = (max(r.reserved_at for r in reserved) - first).total_seconds()
+def burst(port: int, path: str, headers: dict, payloads: list[dict], clients: int) -> dict:
+    """Every payload POSTed once, `clients` threads at a time; returns the codes and the rate."""
+    codes: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def client(chunk: list[dict]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        request(conn, "GET", "/health" if path.startswith("/api") else "/hello")  # connect first
+        start.wait()
+        mine = [request(conn, "POST", path, body, headers)[0] for body in chunk]
+        with lock:
+            codes.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(payloads[i::clients],)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    sent_at = datetime.now(UTC)
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - t0
+    return {"codes": codes, "sent_at": sent_at, "post_rate": round(len(payloads) / seconds, 1)}
+
+
+def paced(port: int, headers: dict, payloads: list[dict], rate: float, threads: int = 4) -> list[int]:
+    """Open loop: payload i is sent at start + i / rate (by whichever thread is free)."""
+    codes: list[int] = []
+    lock = threading.Lock()
+    slots = iter(range(len(payloads)))
+    t0 = time.perf_counter() + 0.2
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        while True:
+            with lock:
+                i = next(slots, None)
+            if i is None:
+                return
+            time.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            status = request(conn, "POST", "/api/v1/orders", payloads[i], headers)[0]
+            with lock:
+                codes.append(status)
+
+    pool = [threading.Thread(target=client) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return codes
+
+
+def wait_settled(total: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        [(pending, count)] = sql(
+            "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FROM orders", fetch=True
+        )
+        if pending == 0 and count >= total:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{pending} of {count} orders still pending")
+        time.sleep(0.1)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
+
+
+def summarize(started: datetime | None) -> dict:
+    rows = sql("SELECT status, created_at, reserved_at FROM orders", fetch=True)
+    reserved = [(created, done) for status, created, done in rows if status == "reserved"]
+    latencies = [(done - created).total_seconds() * 1000 for created, done in reserved]
+    first = started or min(done for _, done in reserved)
+    elapsed = (max(done for _, done in reserved) - first).total_seconds()
     counted = len(reserved) if started else len(reserved) - 1
     return {
         "reserved": len(reserved),
+        "not_reserved": len(rows) - len(reserved),
         "seconds": round(elapsed, 3),
         "orders_per_second": round(counted / elapsed, 1),
         "latency_ms": {
             "p50": round(statistics.median(latencies), 1),
-            "p95": round(percentile(latencies, 95), 1),
             "p99": round(percentile(latencies, 99), 1),
             "max": round(max(latencies), 1),
         },
     }
 
 
-def run_end_to_end(app, product_ids: list[int], headers: dict, workers: int, orders: int) -> dict:
-    """Workers running while the orders are POSTed: what a client sees."""
-    reset(app, stock=1_000_000)
-    bodies = make_bodies(product_ids, orders, seed=workers)
-    procs = start_workers(app, workers)
+def run_burst(port, headers, product_ids, workers, orders, clients) -> dict:
+    reset(stock=1_000_000)
+    procs = start_workers(workers)
     try:
-        started = datetime.now(UTC)
-        t0 = time.monotonic()
-        codes = post_orders(app, headers, bodies)
-        posted_seconds = time.monotonic() - t0
-        wait_until_settled(app, orders)
+        sent = burst(port, "/api/v1/orders", headers, bodies(product_ids, orders, workers), clients)
+        wait_settled(orders)
     finally:
-        stop_workers(procs)
+        stop(procs)
     return {
-        "accepted_202": codes.count(202),
-        "post_rate_per_second": round(orders / posted_seconds, 1),
-        **summarize(app, started),
+        "accepted_202": sent["codes"].count(202),
+        "post_rate": sent["post_rate"],
+        **summarize(sent["sent_at"]),
     }
 
 
-def run_drain(app, product_ids: list[int], headers: dict, workers: int, orders: int) -> dict:
-    """The orders queued first, then the workers drain them: the workers' own throughput
-    (the clients no longer compete for the CPU). Latency here includes the wait for the workers."""
-    reset(app, stock=1_000_000)
-    codes = post_orders(app, headers, make_bodies(product_ids, orders, seed=100 + workers))
-    procs = start_workers(app, workers)
+def run_light(port, headers, product_ids, workers, rate, seconds) -> dict:
+    reset(stock=1_000_000)
+    count = int(rate * seconds)
+    procs = start_workers(workers)
     try:
-        wait_until_settled(app, orders)
+        codes = paced(port, headers, bodies(product_ids, count, 50 + workers), rate)
+        wait_settled(count)
     finally:
-        stop_workers(procs)
-    result = summarize(app, None)
-    result.pop("latency_ms")
-    return {"accepted_202": codes.count(202), **result}
+        stop(procs)
+    result = summarize(None)
+    del result["seconds"], result["orders_per_second"]
+    return {"rate": rate, "orders": count, "accepted_202": codes.count(202), **result}
+
+
+def run_drain(port, headers, product_ids, workers, orders, clients) -> dict:
+    reset(stock=1_000_000)
+    sent = burst(port, "/api/v1/orders", headers, bodies(product_ids, orders, 100 + workers), clients)
+    procs = start_workers(workers)
+    try:
+        wait_settled(orders)
+    finally:
+        stop(procs)
+    result = summarize(None)
+    del result["latency_ms"]
+    return {"accepted_202": sent["codes"].count(202), **result}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="2,4")
     parser.add_argument("--orders", type=int, default=400)
-    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=20)
+    parser.add_argument("--light-seconds", type=float, default=10)
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "orders.json"))
     args = parser.parse_args()
 
-    ensure_database()
-    app = create_app()
-    product_ids, headers = prepare(app)
+    prepare_database()
+    servers = [start_gunicorn("wsgi:app", PORT), start_gunicorn("bench.floor_app:app", PORT + 1)]
     load_before = os.getloadavg()[0]
     runs = []
-    for n in [int(w) for w in args.workers.split(",")]:
-        result = {
-            "workers": n,
-            "orders": args.orders,
-            "end_to_end": run_end_to_end(app, product_ids, headers, n, args.orders),
-            "drain": run_drain(app, product_ids, headers, n, args.orders),
-        }
-        print(json.dumps(result), flush=True)
-        runs.append(result)
+    try:
+        headers, product_ids = setup_catalogue(PORT)
+        for n in [int(w) for w in args.workers.split(",")]:
+            floor = burst(PORT + 1, "/orders", headers, bodies(product_ids, args.orders, 7), args.clients)
+            run = {
+                "workers": n,
+                "burst": run_burst(PORT, headers, product_ids, n, args.orders, args.clients),
+                "floor_post_rate": floor["post_rate"],
+                "light": run_light(PORT, headers, product_ids, n, args.rate, args.light_seconds),
+                "drain": run_drain(PORT, headers, product_ids, n, args.orders, args.clients),
+            }
+            run["post_rate_vs_floor"] = round(run["burst"]["post_rate"] / floor["post_rate"], 3)
+            print(json.dumps(run), flush=True)
+            runs.append(run)
+    finally:
+        stop(servers)
     out = {
-        "benchmark": "orders: POST /orders -> reserved",
+        "benchmark": "orders through HTTP: POST /orders -> reserved",
+        "server": "gunicorn -c gunicorn.conf.py, GUNICORN_WORKERS=2, APP_ENV=production",
+        "client": f"{args.clients} threads with keep-alive connections, 1-3 items per order",
         "latency_source": "database timestamps: reserved_at - created_at",
-        "client": f"{CLIENT_THREADS} threads, in-process WSGI test client, 1-3 items per order",
         "cpu_count": os.cpu_count(),
         "loadavg_1m_before": round(load_before, 2),
         "runs": runs,
     }
-    path = ROOT / "bench" / "results" / "orders.json"
+    path = Path(args.output)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")

@@ -49,6 +49,7 @@ def enqueue(
     retries: int = 3,
     backoff: tuple[int, ...] = (10, 30, 60),
     timeout: int = 300,
+    result_ttl: int | None = None,
     **kwargs,
 ) -> EnqueuedJob | None:
     """Put `func(*args, **kwargs)` on `queue` with retries and a timeout.
@@ -56,6 +57,7 @@ def enqueue(
     Returns None when Redis is unreachable: the caller has already committed what the job
     needs, and a periodic job picks it up later (or the caller reports the failure).
     Inline mode (no Redis): runs now; an exception is logged, not raised, as a worker would.
+    `result_ttl` (default RQ_RESULT_TTL): how long RQ keeps a finished job; 0 deletes it at once.
     """
     job_id = job_id or str(uuid.uuid4())
     if not redis_client.enabled:
@@ -71,7 +73,7 @@ def enqueue(
             job_id=job_id,
             retry=Retry(max=retries, interval=list(backoff)) if retries else None,
             job_timeout=timeout,
-            result_ttl=current_app.config.get("RQ_RESULT_TTL", 3600),
+            result_ttl=current_app.config.get("RQ_RESULT_TTL", 3600) if result_ttl is None else result_ttl,
             failure_ttl=7 * 24 * 3600,
             **kwargs,
         )

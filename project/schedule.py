@@ -1,8 +1,13 @@
-"""The periodic jobs, as data: the scheduler process (`python worker.py --scheduler`) is
-their one home.
+"""The periodic jobs, as data, and the scheduler process (`python worker.py --scheduler`)
+that runs them and every retry a job asks for.
 
 Each job has a stable id, so registering again (a scheduler restart, a second scheduler)
 replaces the earlier registration instead of adding a duplicate.
+
+Retries: a job enqueued with `Retry(interval=...)` that fails is parked in RQ's own
+`ScheduledJobRegistry` of its queue, which rq-scheduler does not read. The scheduler process
+therefore also runs RQ's scheduler (`rq.scheduler.RQScheduler`) on every pass, in-process and
+under RQ's per-queue locks, so each retry is queued at its time (at most one pass late).
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask
+from rq.scheduler import RQScheduler
 from rq_scheduler import Scheduler
+
+from project.jobs import QUEUE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,8 @@ PERIODIC_JOBS = (
         id="periodic-requeue-lost-orders",
         func="project.orders.jobs.requeue_lost_orders",
         queue="stock",
-        interval_seconds=60,
+        interval_config="ORDERS_RECOVERY_INTERVAL_SECONDS",
+        interval_unit_seconds=1,
     ),
 )
 
@@ -64,10 +73,13 @@ SCHEDULER_ALIVE_KEY = "rq:scheduler:alive"
 
 
 class AppScheduler(Scheduler):
-    """rq-scheduler that keeps the periodic jobs registered and says it is alive.
+    """rq-scheduler that keeps the periodic jobs registered, queues RQ's due retries, and says
+    it is alive.
 
     - Before each pass it re-registers any periodic job missing from Redis: a Redis restart
       without persistence (or a flush) would otherwise leave it running with nothing to run.
+    - Each pass also moves the retries that are due from RQ's scheduled registries to their
+      queues (`self.retries`, RQ's own scheduler, run here instead of in a forked process).
     - It keeps one well-known key alive (`SCHEDULER_ALIVE_KEY`, expiring like rq-scheduler's
       own instance key), so health checks read one key instead of scanning the keyspace.
     """
@@ -75,6 +87,7 @@ class AppScheduler(Scheduler):
     def __init__(self, *args, app: Flask, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.app = app
+        self.retries = RQScheduler(QUEUE_NAMES, connection=self.connection, interval=int(self._interval))
 
     def enqueue_jobs(self):
         missing = [
@@ -82,13 +95,26 @@ class AppScheduler(Scheduler):
         ]
         for job in missing:
             _schedule(self.app, self, job)
+        self.enqueue_due_retries()
         return super().enqueue_jobs()
+
+    def enqueue_due_retries(self) -> None:
+        """RQScheduler.work()'s loop body, one pass: hold the queues' locks, queue what is due.
+
+        The locks make a second scheduler process (or an `rq worker --with-scheduler`) wait
+        instead of queueing the same retry twice; it takes over once they expire.
+        """
+        if self.retries.should_reacquire_locks:
+            self.retries.acquire_locks()
+        self.retries.heartbeat()
+        self.retries.enqueue_scheduled_jobs()
 
     def _beat(self) -> None:
         self.connection.set(SCHEDULER_ALIVE_KEY, self.key, ex=int(self._interval) + 10)
 
     def register_birth(self) -> None:
         super().register_birth()
+        self.retries.register_birth()
         self._beat()
 
     def heartbeat(self) -> None:
@@ -97,6 +123,8 @@ class AppScheduler(Scheduler):
 
     def register_death(self) -> None:
         super().register_death()
+        self.retries.release_locks()
+        self.retries.register_death()
         if self.connection.get(SCHEDULER_ALIVE_KEY) == self.key.encode():
             self.connection.delete(SCHEDULER_ALIVE_KEY)
 

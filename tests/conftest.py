@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +26,8 @@ from sqlalchemy import text
 from project import create_app
 from project.extensions import db, redis_client
 
-MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = str(ROOT / "migrations")
 STRONG_PASSWORD = "Str0ng!Passw0rd"
 ON_POSTGRES = os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql")
 ON_REAL_REDIS = os.environ.get("TEST_REDIS_URL", "").startswith("redis")
@@ -184,3 +189,52 @@ def redis_down(app):
     pool.get_connection = refuse
     yield
     pool.get_connection = original
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "the condition") -> object:
+    """Poll `condition` until it returns something truthy (returned); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def app_process(tmp_path):
+    """`app_process("worker.py", "--scheduler", KEY="value")`: a long-running process of this
+    app (worker, scheduler) on the test database and Redis, with settings from the keyword
+    arguments; its output goes to `proc.log_path`. Stopped (SIGTERM, else SIGKILL) afterwards."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str, **settings) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "APP_ENV": "development",
+            "DATABASE_URL": os.environ["TEST_DATABASE_URL"],
+            "REDIS_URL": os.environ["TEST_REDIS_URL"],
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "plain",
+            **{key: str(value) for key, value in settings.items()},
+        }
+        log_path = tmp_path / f"process-{len(procs)}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -17,8 +17,11 @@ from project.users.models import User
 
 log = logging.getLogger(__name__)
 
-EMAIL_RETRIES = 4
-EMAIL_BACKOFF = (30, 120, 600, 1800)
+
+def _enqueue_email(func, user_id: int) -> EnqueuedJob | None:
+    """One retry per EMAIL_RETRY_BACKOFF entry (seconds), run by the scheduler at its time."""
+    backoff = tuple(current_app.config["EMAIL_RETRY_BACKOFF"])
+    return enqueue("email", func, user_id, retries=len(backoff), backoff=backoff)
 
 
 def _link(path: str, token: str) -> str:
@@ -62,14 +65,14 @@ def send_password_reset_email(user_id: int) -> bool:
 
 
 def queue_verification_email(user_id: int) -> EnqueuedJob | None:
-    job = enqueue("email", send_verification_email, user_id, retries=EMAIL_RETRIES, backoff=EMAIL_BACKOFF)
+    job = _enqueue_email(send_verification_email, user_id)
     if job is None:
         log.error("verification email for user %s not queued (Redis down); the user can resend", user_id)
     return job
 
 
 def queue_password_reset_email(user_id: int) -> EnqueuedJob | None:
-    job = enqueue("email", send_password_reset_email, user_id, retries=EMAIL_RETRIES, backoff=EMAIL_BACKOFF)
+    job = _enqueue_email(send_password_reset_email, user_id)
     if job is None:
         log.error("password reset email for user %s not queued (Redis down)", user_id)
     return job

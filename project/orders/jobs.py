@@ -1,13 +1,15 @@
 """Worker entry points of the orders feature (the "stock" queue).
 
 `reserve_order` is enqueued by `POST /orders` under a deterministic job id; the scheduler
-runs `expire_reservations` and `requeue_lost_orders` every minute (project/schedule.py).
+runs `expire_reservations` every minute and `requeue_lost_orders` every
+ORDERS_RECOVERY_INTERVAL_SECONDS (default 60; project/schedule.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import timedelta
 
 from flask import current_app
@@ -21,32 +23,35 @@ from project.orders import stock
 
 log = logging.getLogger(__name__)
 
-# Short: a job whose worker died counts as lost once RQ sees it past its timeout.
-RESERVE_TIMEOUT_SECONDS = 30
 RESERVE_BACKOFF = (5, 30, 120)
-LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 # An order whose reservation was lost this many times is failed, not re-queued forever
-# (a job that always crashes would otherwise come back every minute).
+# (a job that always kills its worker would otherwise come back every minute).
 MAX_REQUEUES = 5
 GAVE_UP_REASON = "The reservation could not be processed; please order again."
+# A retry or a queued job this late (seconds) past its time is stuck: no scheduler moved it.
+OVERDUE_SECONDS = 60
 
 
 def reservation_job_id(order_id: int) -> str:
     return f"orders-reserve-{order_id}"
 
 
-def enqueue_reservation(order_id: int) -> bool:
-    """Queue the reservation of a committed order; False when Redis is down (recovered later)."""
-    job = jobs.enqueue(
+def enqueue_reservation(order_id: int) -> jobs.EnqueuedJob | None:
+    """Queue the reservation of a committed order; None when Redis is down (recovered later).
+
+    The job is deleted once it succeeds (nothing reads its result; the order row is the
+    record), which also spares Redis a result entry per order.
+    """
+    return jobs.enqueue(
         "stock",
         reserve_order,
         order_id,
         job_id=reservation_job_id(order_id),
         retries=len(RESERVE_BACKOFF),
         backoff=RESERVE_BACKOFF,
-        timeout=RESERVE_TIMEOUT_SECONDS,
+        timeout=current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"],
+        result_ttl=0,
     )
-    return job is not None
 
 
 def reserve_order(order_id: int) -> str | None:
@@ -58,20 +63,28 @@ def expire_reservations() -> int:
 
 
 def requeue_lost_orders() -> int:
-    """Re-enqueue pending orders older than ORDERS_REQUEUE_AFTER_SECONDS with no live job.
+    """Settle pending orders older than ORDERS_REQUEUE_AFTER_SECONDS whose reservation is lost.
 
-    Lost means the enqueue failed (Redis was down at POST time), or the job ended without
-    moving the order (worker killed, retries spent). Reservation is idempotent, so a
-    duplicate run at worst changes nothing.
+    Run by the scheduler (every ORDERS_RECOVERY_INTERVAL_SECONDS). For each such order, its
+    RQ job (`_job_fate`) is either still on its way (queued, running, waiting for a retry:
+    left alone), failed for good (its last retry failed: the order is failed with a reason),
+    or lost: never queued (Redis was down), its worker killed and its retries spent elsewhere,
+    stuck past its time, or gone from Redis. A lost reservation is queued again, at most
+    MAX_REQUEUES times; after that the order is failed. Reservation is idempotent, so a
+    duplicate run at worst changes nothing. Returns how many were queued again.
     """
     after = current_app.config["ORDERS_REQUEUE_AFTER_SECONDS"]
     ids = stock.stale_pending_order_ids(utcnow() - timedelta(seconds=after))
-    live = _live_job_ids([reservation_job_id(order_id) for order_id in ids])
+    fates = _job_fates(ids)
     requeued = []
     for order_id in ids:
-        if reservation_job_id(order_id) in live:
+        fate = fates.get(order_id, LOST)
+        if fate == ON_ITS_WAY:
             continue
-        if _count_requeue(order_id) > MAX_REQUEUES:
+        if fate == FAILED:
+            stock.fail_pending(order_id, GAVE_UP_REASON)
+            log.error("order %s: reservation failed on its last try, order failed", order_id)
+        elif _count_requeue(order_id) > MAX_REQUEUES:
             stock.fail_pending(order_id, GAVE_UP_REASON)
             log.error("order %s: reservation lost %s times, order failed", order_id, MAX_REQUEUES)
         elif enqueue_reservation(order_id):
@@ -93,20 +106,43 @@ def _count_requeue(order_id: int) -> int:
     return int(pipe.execute()[0])
 
 
-def _live_job_ids(job_ids: list[str]) -> set[str]:
-    """The ids among `job_ids` whose RQ job is queued, running or waiting for a retry."""
-    if not job_ids or not redis_client.enabled:
-        return set()
+ON_ITS_WAY, FAILED, LOST = "on its way", "failed", "lost"
+
+
+def _job_fates(order_ids: list[int]) -> dict[int, str]:
+    """What became of each order's reservation job (see requeue_lost_orders)."""
+    if not order_ids or not redis_client.enabled:
+        return {}
     connection = redis_client.client
-    # Moves jobs of dead workers (past their timeout) from "started" to failed.
-    jobs.get_queue("stock").started_job_registry.cleanup()
-    live = set()
-    for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=connection), strict=True):
-        if job is None:
-            continue
-        if job.get_status(refresh=False) in LIVE_STATUSES:
-            live.add(job_id)
-        else:
+    queue = jobs.get_queue("stock")
+    # RQ's own sweep of the running jobs: one whose worker died (past its timeout) is
+    # retried (parked for its backoff) or, with no retry left, failed.
+    queue.started_job_registry.cleanup()
+    job_ids = [reservation_job_id(order_id) for order_id in order_ids]
+    found = Job.fetch_many(job_ids, connection=connection)
+    queued: set[str] | None = None
+    now = time.time()
+    fates = {}
+    for order_id, job in zip(order_ids, found, strict=True):
+        status = job.get_status(refresh=False) if job is not None else None
+        fate = LOST
+        if status == JobStatus.FAILED:
+            fate = FAILED
+        elif status == JobStatus.STARTED:
+            started = job.started_at.timestamp() if job.started_at else now
+            if started + (job.timeout or 0) + OVERDUE_SECONDS > now:
+                fate = ON_ITS_WAY
+        elif status == JobStatus.SCHEDULED:
+            due = connection.zscore(queue.scheduled_job_registry.key, job.id)
+            if due is not None and due + OVERDUE_SECONDS > now:
+                fate = ON_ITS_WAY
+        elif status == JobStatus.QUEUED:
+            if queued is None:  # read once, only when needed
+                queued = set(queue.get_job_ids()) | set(queue.intermediate_queue.get_job_ids())
+            if job.id in queued:
+                fate = ON_ITS_WAY
+        if fate == LOST and job is not None:
             with contextlib.suppress(NoSuchJobError):
-                job.delete()  # a finished/failed record would shadow the new job's registries
-    return live
+                job.delete()  # its record would shadow the new job's registries
+        fates[order_id] = fate
+    return fates

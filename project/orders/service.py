@@ -55,6 +55,9 @@ def create_order(user_id: int, items: list[dict], idempotency_key: str | None = 
     )
     db.session.add(order)
     try:
+        db.session.flush()  # ids and timestamps are on the objects now
+        # Detached, the order keeps what it holds past the commit: the 202 needs no re-read.
+        db.session.expunge(order)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -64,9 +67,12 @@ def create_order(user_id: int, items: list[dict], idempotency_key: str | None = 
         return _replay(winner, request_hash)
 
     # Committed first: if Redis is down the order waits for requeue_lost_orders.
-    if not enqueue_reservation(order.id):
+    job = enqueue_reservation(order.id)
+    if job is None:
         log.warning("order %s stored, its reservation not queued (Redis down)", order.id)
-    return db.session.get(Order, order.id, populate_existing=True)
+    elif job.inline:  # reserved (or failed) in this request already
+        return db.session.get(Order, order.id)
+    return order
 
 
 def _request_hash(items: list[dict]) -> str:

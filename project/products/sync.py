@@ -201,13 +201,23 @@ def last_run() -> SyncRun | None:
     ).first()
 
 
+# Seconds before each retry of a failed sync job (run by the scheduler process at its time).
+RETRY_BACKOFF = (30, 120, 300)
+
+
 def start_sync() -> dict[str, str]:
     """Queue a sync now (inline when there is no Redis); 503 when the queue is down."""
     from project.products.jobs import sync_products_job
 
     job_id = str(uuid.uuid4())
     job = enqueue(
-        "sync", sync_products_job, job_id, job_id=job_id, retries=3, backoff=(30, 120, 300), timeout=600
+        "sync",
+        sync_products_job,
+        job_id,
+        job_id=job_id,
+        retries=len(RETRY_BACKOFF),
+        backoff=RETRY_BACKOFF,
+        timeout=600,
     )
     if job is None:
         raise ServiceUnavailable("The job queue is unavailable, try again later.")

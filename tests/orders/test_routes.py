@@ -6,9 +6,13 @@ PostgreSQL + Redis alike.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from rq.exceptions import NoSuchJobError
 
 from project import jobs as queue_jobs
+from project.extensions import redis_client
 from project.orders import jobs as order_jobs
 from project.orders import service
 from project.orders.models import Order
@@ -469,15 +473,19 @@ def test_cached_product_shows_stock_moved_by_orders(client, user_headers, make_p
 
 @pytest.mark.app_config(ORDERS_REQUEUE_AFTER_SECONDS=0)
 def test_an_order_lost_again_and_again_is_failed_not_requeued_forever(
-    client, place, make_product, stock_of, user_headers, in_app, monkeypatch
+    app, client, place, make_product, stock_of, user_headers, in_app
 ):
+    from rq.job import Job
+
     pid = make_product(stock=5)
     order_id = place(user_headers, [(pid, 1)]).get_json()["id"]
-    with monkeypatch.context() as patch:
-        # Every re-queued job vanishes before it runs (a job that always kills its worker).
-        patch.setattr(order_jobs, "_live_job_ids", lambda job_ids: set())
-        patch.setattr(order_jobs, "enqueue_reservation", lambda order_id: True)
-        counts = [in_app(order_jobs.requeue_lost_orders) for _ in range(order_jobs.MAX_REQUEUES + 2)]
+    job_id = order_jobs.reservation_job_id(order_id)
+    counts = []
+    for _ in range(order_jobs.MAX_REQUEUES + 2):
+        with app.app_context(), contextlib.suppress(NoSuchJobError):
+            # Every (re-)queued job vanishes before it runs, as when Redis loses it.
+            Job.fetch(job_id, connection=redis_client.client).delete()
+        counts.append(in_app(order_jobs.requeue_lost_orders))
     assert counts == [1] * order_jobs.MAX_REQUEUES + [0, 0]
     order = client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()
     assert order["status"] == "failed"

@@ -6,10 +6,14 @@ reservations run in separate worker processes against the same database and Redi
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import psycopg2
 import pytest
 from sqlalchemy import case, update
 
@@ -18,6 +22,7 @@ from project.database import utcnow
 from project.extensions import db
 from project.orders import jobs as order_jobs
 from project.orders.models import Order
+from tests.conftest import wait_for
 from tests.orders.conftest import ORDERS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -150,23 +155,108 @@ def test_an_order_whose_enqueue_failed_is_reserved_after_recovery(
 
 
 @pytest.mark.app_config(ORDERS_REQUEUE_AFTER_SECONDS=0)
-def test_an_order_whose_job_failed_for_good_is_requeued(
-    app, client, place, make_product, stock_of, user_headers, worker_processes
+def test_an_order_whose_reservation_failed_its_last_try_is_failed_with_a_reason(
+    app, client, place, make_product, stock_of, user_headers
 ):
     from rq.job import Job, JobStatus
 
     pid = make_product(stock=5)
     order_id = place(user_headers, [(pid, 1)]).get_json()["id"]
-    with app.app_context():  # the worker died / retries were spent: RQ holds a failed record
+    with app.app_context():  # every try failed: RQ holds the job as failed, no retry left
         queue = queue_jobs.get_queue("stock")
         job = Job.fetch(order_jobs.reservation_job_id(order_id), connection=queue.connection)
         queue.remove(job)
-        queue.failed_job_registry.add(job, exc_string="worker killed")
+        queue.failed_job_registry.add(job, exc_string="OperationalError")
         job.set_status(JobStatus.FAILED)
-        assert order_jobs.requeue_lost_orders() == 1
-    worker_processes(1)
-    assert client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()["status"] == "reserved"
-    assert stock_of(pid) == 4
+        assert order_jobs.requeue_lost_orders() == 0
+    order = client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()
+    assert (order["status"], order["failure_reason"]) == ("failed", order_jobs.GAVE_UP_REASON)
+    assert stock_of(pid) == 5
+
+
+@contextlib.contextmanager
+def _product_row_locked(product_id: int):
+    """Hold the product's row lock from another connection, as a stock update would (NO KEY:
+    new order lines may still reference the row)."""
+    conn = psycopg2.connect(os.environ["TEST_DATABASE_URL"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM products WHERE id = %s FOR NO KEY UPDATE", (product_id,))
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def _backends_waiting_on_a_lock() -> list[int]:
+    conn = psycopg2.connect(os.environ["TEST_DATABASE_URL"])
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def _terminate_backend(pid: int) -> None:
+    conn = psycopg2.connect(os.environ["TEST_DATABASE_URL"])
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        conn.close()
+
+
+def _status(client, headers, order_id: int) -> str:
+    return client.get(f"{ORDERS}/{order_id}", headers=headers).get_json()["status"]
+
+
+def test_a_reservation_whose_connection_is_killed_is_retried_and_reserved(
+    client, place, make_product, stock_of, user_headers, app_process
+):
+    pid = make_product(stock=5)
+    with _product_row_locked(pid):
+        order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
+        worker = app_process("worker.py", "--queues", "stock")
+        # The reservation is under way: its transaction waits for the product's row lock.
+        [backend] = wait_for(_backends_waiting_on_a_lock, what="the worker's reservation")
+        _terminate_backend(backend)  # its connection dies under the job
+    app_process("worker.py", "--scheduler")  # queues the retry when it is due (5 s)
+
+    wait_for(lambda: _status(client, user_headers, order_id) != "pending", what="the retry")
+    assert _status(client, user_headers, order_id) == "reserved"
+    assert stock_of(pid) == 3
+    log = worker.log_path.read_text()
+    assert "scheduled for retry" in log, log[-3000:]
+
+
+@pytest.mark.app_config(ORDERS_RESERVE_TIMEOUT_SECONDS=2)
+def test_a_worker_killed_mid_reservation_leaves_no_order_pending(
+    client, place, make_product, stock_of, user_headers, app_process
+):
+    pid = make_product(stock=5)
+    with _product_row_locked(pid):
+        order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
+        worker = app_process("worker.py", "--queues", "stock")
+        wait_for(_backends_waiting_on_a_lock, what="the worker's reservation")
+        os.kill(worker.pid, signal.SIGKILL)  # mid-transaction: nothing committed
+        worker.wait()
+    assert _status(client, user_headers, order_id) == "pending"
+    assert stock_of(pid) == 5
+
+    # A fresh worker, and the scheduler running the safety net every second (the worker that
+    # runs it reads ORDERS_REQUEUE_AFTER_SECONDS): RQ counts the job abandoned once its
+    # timeout (2 s) is well past, retries it after its backoff, and the order is reserved.
+    app_process("worker.py", "--queues", "stock", ORDERS_REQUEUE_AFTER_SECONDS=0)
+    app_process("worker.py", "--scheduler", ORDERS_RECOVERY_INTERVAL_SECONDS=1)
+    wait_for(lambda: _status(client, user_headers, order_id) != "pending", what="the safety net")
+    assert _status(client, user_headers, order_id) == "reserved"
+    assert stock_of(pid) == 3
 
 
 def test_expiry_in_a_worker_returns_the_stock(

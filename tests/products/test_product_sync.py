@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from rq.job import Job
+from sqlalchemy import select
 
 from project.database import utcnow
-from project.extensions import db, redis_client
+from project.extensions import db
 from project.products.models import SyncRun
+from tests.conftest import wait_for
 
 API = "/api/v1/products"
 
@@ -116,13 +117,29 @@ def test_an_upstream_failure_mid_sync_fails_the_run_and_changes_nothing(
     assert client.get(API).get_json()["total"] == 0
 
 
-def test_a_failed_job_is_retried_by_rq(app, client, admin_headers, upstream, run_jobs):
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_failed_sync_is_retried_at_its_time_and_succeeds(
+    app, client, admin_headers, upstream, app_process, monkeypatch
+):
+    """Real worker and scheduler processes: the retry RQ parks is queued by the scheduler."""
+    from project.products import sync
+
+    monkeypatch.setattr(sync, "RETRY_BACKOFF", (3,))  # baked into the job when it is queued
     upstream.fail_at_skip = 0
-    job_id = sync_now(client, admin_headers, run_jobs)["job_id"]
-    with app.app_context():
-        job = Job.fetch(job_id, connection=redis_client.client)
-        assert job.get_status() in ("scheduled", "failed")
-        assert job.retries_left == 2
+    job_id = client.post(f"{API}/sync", headers=admin_headers).get_json()["job_id"]
+    app_process("worker.py", "--queues", "sync", PRODUCTS_SYNC_URL=upstream.url)
+    app_process("worker.py", "--scheduler")
+
+    def runs_of_the_job() -> list[str]:
+        with app.app_context():
+            rows = db.session.scalars(select(SyncRun).where(SyncRun.job_id == job_id).order_by(SyncRun.id))
+            return [run.status for run in rows]
+
+    wait_for(lambda: runs_of_the_job() == ["failed"], what="the first try")
+    upstream.fail_at_skip = None
+    wait_for(lambda: runs_of_the_job() == ["failed", "succeeded"], what="the retry")
+    assert client.get(API).get_json()["total"] == 12
 
 
 def test_unreachable_upstream_fails_the_run(app, client, admin_headers, run_jobs):
