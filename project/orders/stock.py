@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from project.database import utcnow
 from project.errors import Conflict
@@ -28,11 +29,16 @@ BATCH_SIZE = 500
 
 
 def lock_order(order_id: int) -> Order | None:
-    """The order, its row locked until commit/rollback, its attributes read afresh."""
+    """The order, its row locked until commit/rollback, its attributes and items read afresh
+    (in the same query: one round trip fewer on the reservation path)."""
     stmt = (
-        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+        select(Order)
+        .where(Order.id == order_id)
+        .options(joinedload(Order.items))
+        .with_for_update(of=Order)
+        .execution_options(populate_existing=True)
     )
-    return db.session.scalars(stmt).first()
+    return db.session.scalars(stmt).unique().first()
 
 
 def transition(order_id: int, from_statuses: Iterable[str], to_status: str, **values) -> bool:
