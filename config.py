@@ -77,6 +77,8 @@ class Config:
     # A pending order older than this with no live RQ job is queued again (a lost job).
     ORDERS_REQUEUE_AFTER_SECONDS = env_int("ORDERS_REQUEUE_AFTER_SECONDS", 60)
     UNVERIFIED_USER_TTL_HOURS = env_int("UNVERIFIED_USER_TTL_HOURS", 48)
+    # A worker silent this long (killed, crashed, host gone) is not live (/health/full).
+    WORKER_HEARTBEAT_TTL_SECONDS = env_int("WORKER_HEARTBEAT_TTL_SECONDS", 90)
 
     MAIL_SERVER = env_str("MAIL_SERVER")
     MAIL_PORT = env_int("MAIL_PORT", 25)

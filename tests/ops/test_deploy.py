@@ -232,3 +232,94 @@ def test_the_scheduler_process_outlives_a_redis_outage(app, monkeypatch):
     monkeypatch.setattr(worker.time, "sleep", lambda seconds: None)
     worker.run_scheduler(app, interval=1)
     assert len(runs) == 2 and runs[0] != runs[1]
+
+
+# --- worker liveness from heartbeats (project/ops/heartbeats.py), with real worker processes ---
+
+HEARTBEAT_TTL = 5  # seconds; 90 in production (API.md: a worker silent for 90 s is not live)
+
+
+@pytest.fixture
+def workers(database_url, tmp_path):
+    """`workers.start()` runs `python worker.py` (TTL of HEARTBEAT_TTL); `workers.check()` runs
+    `python worker.py --check`; every process left is killed at the end."""
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL", ""),
+        "WORKER_HEARTBEAT_TTL_SECONDS": str(HEARTBEAT_TTL),
+        "LOG_LEVEL": "WARNING",
+    }
+
+    class Workers:
+        def __init__(self) -> None:
+            self.procs: list[subprocess.Popen] = []
+
+        def start(self) -> subprocess.Popen:
+            log = open(tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+            proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
+            self.procs.append(proc)
+            return proc
+
+        def check(self) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "worker.py", "--check"], cwd=ROOT, env=env, capture_output=True, text=True
+            )
+
+    running = Workers()
+    yield running
+    for proc in running.procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def live_count(client) -> int:
+    return client.get("/health/full").get_json()["components"]["workers"]["count"]
+
+
+@pytest.mark.redis
+def test_a_killed_worker_stops_being_live_and_a_new_one_is_live(client, workers):
+    first = workers.start()
+    wait_for(lambda: live_count(client) == 1, what="the worker in /health/full")
+    time.sleep(2 * HEARTBEAT_TTL)  # idle for longer than its TTL: its heartbeat keeps it live
+    assert live_count(client) == 1
+    check = workers.check()
+    assert check.returncode == 0 and check.stdout.startswith("ok: "), check
+
+    first.kill()  # SIGKILL: no chance to say goodbye
+    first.wait(timeout=10)
+    # Gone within its TTL (plus the poll's own slack), as /health/full and the healthcheck see it.
+    wait_for(lambda: live_count(client) == 0, timeout=HEARTBEAT_TTL + 5, what="the killed worker gone")
+    body = client.get("/health/full").get_json()
+    assert body["status"] == "degraded" and body["components"]["workers"] == {"status": "down", "count": 0}
+    check = workers.check()
+    assert check.returncode == 1 and "no live worker on host" in check.stdout, check
+
+    workers.start()
+    wait_for(lambda: live_count(client) == 1, what="the new worker in /health/full")
+    assert workers.check().returncode == 0
+
+
+@pytest.mark.redis
+def test_a_running_worker_is_live_again_after_redis_restarts_empty(app, client, workers):
+    from rq import Worker
+    from rq.job import Job
+
+    from project.extensions import redis_client
+    from project.jobs import enqueue
+    from project.users.jobs import cleanup_unverified_users
+
+    workers.start()
+    wait_for(lambda: live_count(client) == 1, what="the worker in /health/full")
+    with app.app_context():
+        connection = redis_client.client
+        connection.flushdb()  # what a Redis restart without persistence leaves
+        assert Worker.count(connection=connection) == 0
+    wait_for(lambda: live_count(client) == 1, timeout=HEARTBEAT_TTL + 5, what="the worker live again")
+    with app.app_context():
+        assert Worker.count(connection=connection) == 1  # RQ's registry (the dashboard) too
+        job_id = enqueue("cleanup", cleanup_unverified_users).id
+        job = Job.fetch(job_id, connection=connection)
+        wait_for(lambda: job.get_status(refresh=True) == "finished", what="a job run after the flush")
