@@ -4,7 +4,9 @@ There is no Docker engine on this machine, so the compose file is checked as dat
 commands its services run are started as plain processes against the real PostgreSQL and Redis.
 """
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,6 +33,12 @@ COMMANDS = {
     "migrate": ["flask", "--app", "wsgi", "db", "upgrade"],
 }
 TEST_JWT_SECRET = "jwt-secret-for-the-process-test-0123456789"
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def json_lines(path: Path) -> list[dict]:
+    lines = path.read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +190,14 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
             handle.close()
     output = {name: (tmp_path / f"{name}.log").read_text(errors="replace")[-2000:] for name in procs}
     assert codes == dict.fromkeys(procs, 0), output
+    # Every process logs JSON lines with ISO 8601 UTC timestamps (gunicorn's own lines too).
+    for name in procs:
+        records = json_lines(tmp_path / f"{name}.log")
+        assert records, name
+        bad = [r for r in records if not ISO_UTC.match(r.get("time", ""))]
+        assert not bad, (name, bad[:3])
+    starting = [r for r in json_lines(tmp_path / "api.log") if r["logger"] == "gunicorn.error"]
+    assert any("Starting gunicorn" in r["message"] for r in starting)
 
 
 def test_periodic_jobs_register_with_rq_scheduler(app):

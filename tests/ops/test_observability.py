@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
 
 def metric_value(text: str, name: str, **labels) -> float:
     wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
@@ -104,6 +106,7 @@ def test_every_log_line_of_a_request_is_json_with_its_request_id(app, captured_l
     assert len(access) == 1
     assert access[0]["status"] == 200 and access[0]["path"] == "/probe" and access[0]["method"] == "GET"
     assert "duration_ms" in access[0] and access[0]["level"] == "INFO"
+    assert all(ISO_UTC.match(r["time"]) for r in records), records  # ISO 8601, UTC
     assert "SECRET123" not in captured_log.getvalue()
 
 
@@ -129,6 +132,7 @@ def test_plain_format(client, captured_log):
     client.get("/health", headers={"X-Request-ID": "plain-1"})
     line = captured_log.getvalue().strip()
     assert "[plain-1] access: GET /health 200" in line
+    assert ISO_UTC.match(line.split(" ", 1)[0]), line
     with pytest.raises(json.JSONDecodeError):
         json.loads(line)
 
