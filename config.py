@@ -120,6 +120,9 @@ class Config:
     LOG_FORMAT = env_str("LOG_FORMAT", "plain")
     GRPC_PORT = env_int("GRPC_PORT", 50051)
     GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+    # Worker and gRPC processes serve their own /metrics here (unset: off); the API's is /metrics.
+    METRICS_PORT = env_int("METRICS_PORT", 0) or None
+    METRICS_HOST = env_str("METRICS_HOST", "0.0.0.0")
     # Reverse proxies in front of the API whose X-Forwarded-For/-Proto to trust (0: none), so
     # the login lockout and rate limits see the client's address, not the proxy's.
     TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

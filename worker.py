@@ -6,7 +6,9 @@
                                 (the container healthcheck: it asks about its own worker)
 
 Both need `REDIS_URL`. Each job runs inside a fresh app context, so it has the database
-session and config of the app, and leaves no session state behind for the next job.
+session and config of the app, and leaves no session state behind for the next job. A worker
+counts its job runs, failures and durations by job function, and serves them (with its process
+metrics) on `METRICS_PORT` when set.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rq import SimpleWorker, worker_registration
 from project import create_app
 from project.extensions import redis_client
 from project.jobs import QUEUE_NAMES, get_queue
+from project.metrics import record_job, serve_process_metrics
 from project.ops import heartbeats
 from project.redis_client import REDIS_ERRORS
 from project.schedule import AppScheduler, register_periodic_jobs
@@ -37,8 +40,11 @@ class AppWorker(SimpleWorker):
     _heartbeat: heartbeats.Heartbeat | None = None
 
     def perform_job(self, job, queue):
+        started = time.perf_counter()
         with self.flask_app.app_context():
-            return super().perform_job(job, queue)
+            succeeded = super().perform_job(job, queue)
+        record_job(job.func_name, queue.name, succeeded, time.perf_counter() - started)
+        return succeeded
 
     # Liveness (project/ops/heartbeats.py): RQ refreshes its own worker key only between jobs
     # and registers the worker in `rq:workers` only at birth; a thread beats all along.
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(QUEUE_NAMES))
     if unknown:
         parser.error(f"unknown queues: {', '.join(unknown)}")
+    serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
     run_worker(app, names, burst=args.burst)
     return 0
 

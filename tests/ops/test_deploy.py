@@ -129,12 +129,24 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
         "GUNICORN_BIND": f"127.0.0.1:{http_port}",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_THREADS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "METRICS_HOST": "127.0.0.1",
+    }
+    # gunicorn's multiprocess metrics directory is its own; worker and gRPC serve theirs on a port.
+    metrics_ports = {"worker": free_port(), "grpc": free_port()}
+    own_env = {
+        "api": {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")},
+        **{name: {"METRICS_PORT": str(port)} for name, port in metrics_ports.items()},
     }
     commands = {name: [str(BIN / cmd[0]), *cmd[1:]] for name, cmd in COMMANDS.items() if name != "migrate"}
     logs = {name: open(tmp_path / f"{name}.log", "wb") for name in commands}  # noqa: SIM115
     procs = {
-        name: subprocess.Popen(command, cwd=ROOT, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
+        name: subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**env, **own_env.get(name, {})},
+            stdout=logs[name],
+            stderr=subprocess.STDOUT,
+        )
         for name, command in commands.items()
     }
     base = f"http://127.0.0.1:{http_port}"
@@ -160,10 +172,21 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         token = auth_headers(user)["Authorization"].split()[1]
         reply = auth_pb2_grpc.AuthServiceStub(channel).ValidateToken(
-            auth_pb2.ValidateTokenRequest(token=token), timeout=5
+            auth_pb2.ValidateTokenRequest(token=token), timeout=5, metadata=(("x-request-id", "deploy-1"),)
         )
         assert reply.valid and reply.user_id == user["id"]
         channel.close()
+        grpc_metrics = requests.get(f"http://127.0.0.1:{metrics_ports['grpc']}/metrics", timeout=5).text
+        assert 'grpc_code="OK",grpc_method="/auth.AuthService/ValidateToken"} 1.0' in grpc_metrics
+        assert "process_resident_memory_bytes " in grpc_metrics
+
+        # The scheduler queues the periodic jobs at once: the worker runs and counts them.
+        def worker_counted():
+            text = requests.get(f"http://127.0.0.1:{metrics_ports['worker']}/metrics", timeout=5).text
+            return text if 'rq_job_runs_total{job="project.orders.jobs.requeue_lost_orders"' in text else None
+
+        worker_metrics = wait_for(worker_counted, what="job metrics on the worker's port")
+        assert "process_cpu_seconds_total " in worker_metrics
 
         # Multiprocess metrics: requests answered by either worker are counted.
         for _ in range(6):
@@ -175,6 +198,12 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
             if row.startswith("http_requests_total{") and 'endpoint="/health"' in row
         )
         assert float(line.rsplit(" ", 1)[1]) >= 7
+        # Process metrics: the sum over the gunicorn master and its two workers.
+        rss = next(row for row in metrics.splitlines() if row.startswith("process_resident_memory_bytes "))
+        master_rss = int((Path(f"/proc/{procs['api'].pid}/statm").read_text().split())[1]) * os.sysconf(
+            "SC_PAGE_SIZE"
+        )
+        assert float(rss.split()[1]) > 2 * master_rss
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -198,6 +227,10 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
         assert not bad, (name, bad[:3])
     starting = [r for r in json_lines(tmp_path / "api.log") if r["logger"] == "gunicorn.error"]
     assert any("Starting gunicorn" in r["message"] for r in starting)
+    rpc_lines = [
+        r for r in json_lines(tmp_path / "grpc.log") if r.get("rpc") == "/auth.AuthService/ValidateToken"
+    ]
+    assert [(r["request_id"], r["code"]) for r in rpc_lines] == [("deploy-1", "OK")]
 
 
 def test_periodic_jobs_register_with_rq_scheduler(app):
