@@ -45,9 +45,7 @@ CACHE_REQUESTS = Counter(
     "cache_requests_total", "Cache lookups by namespace and result", ["namespace", "result"]
 )
 QUEUE_DEPTH = Gauge("rq_queue_depth", "Jobs waiting per RQ queue", ["queue"], multiprocess_mode="livemax")
-JOB_RUNS = Counter(
-    "rq_job_runs_total", "Job runs by function, queue and status", ["job", "queue", "status"]
-)
+JOB_RUNS = Counter("rq_job_runs_total", "Job runs by function, queue and status", ["job", "queue", "status"])
 JOB_DURATION = Histogram(
     "rq_job_duration_seconds",
     "Job run time by function",

@@ -12,6 +12,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from project.caching import bump
+from project.cli import Progress, one_line_errors
 from project.extensions import db
 from project.products.models import Product
 from project.products.service import NAMESPACE
@@ -22,21 +23,10 @@ products_cli = AppGroup("products", help="The product catalogue.")
 
 @products_cli.command("sync")
 def sync_command() -> None:
-    """Pull the upstream catalogue now, with progress."""
-    bars: dict[str, click._termui_impl.ProgressBar] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            label = "Fetching upstream" if stage == "fetch" else "Saving products "
-            bars[stage] = click.progressbar(length=total, label=label, show_pos=True)
-            bars[stage].__enter__()
-        bar = bars[stage]
-        bar.length = max(total, 1)
-        bar.update(done - bar.pos)
-
-    run = run_sync(f"cli-{uuid.uuid4()}", progress)
-    for bar in bars.values():
-        bar.__exit__(None, None, None)
+    """Pull the upstream catalogue now, with progress (a bar on a terminal, else log lines)."""
+    labels = {"fetch": "Fetching upstream", "save": "Saving products"}
+    with Progress(labels) as progress:
+        run = run_sync(f"cli-{uuid.uuid4()}", progress)
     if run is None:
         raise click.ClickException("Another sync is running.")
     summary = f"{run.created} created, {run.updated} updated, {run.failed} failed"
@@ -81,24 +71,36 @@ DEMO_PASSWORD = "Demo!Passw0rd"
     default=None,
     help=f"Password of the demo accounts (default {DEMO_PASSWORD!r}; random in production).",
 )
-def seed_command(password: str | None) -> None:
-    """Create demo data (an admin, a few users, products); adds nothing twice."""
+@click.option("--yes", is_flag=True, help="Required with APP_ENV=production: yes, demo data here.")
+@click.option(
+    "--admin/--no-admin",
+    default=None,
+    help="Create the demo admin (default: yes in development, no in production).",
+)
+def seed_command(password: str | None, yes: bool, admin: bool | None) -> None:
+    """Create demo data (a few users, products; an admin in development); adds nothing twice."""
     from project.security import check_password_policy
-
-    if password is None:
-        # A well-known admin password must never reach a production database.
-        production = current_app.config["APP_ENV"] == "production"
-        password = f"{secrets.token_urlsafe(12)}-Aa1!" if production else DEMO_PASSWORD
     from project.users.models import User
     from project.users.service import create_user
 
-    check_password_policy(password)
+    production = current_app.config["APP_ENV"] == "production"
+    if production and not yes:
+        raise click.ClickException("APP_ENV is production: demo data goes in only with --yes.")
+    if admin is None:
+        admin = not production  # an admin account in production only when asked for
+    if password is None:
+        # A well-known password must never reach a production database.
+        password = f"{secrets.token_urlsafe(12)}-Aa1!" if production else DEMO_PASSWORD
+    with one_line_errors():
+        check_password_policy(password)
     taken = set(db.session.scalars(select(User.email)))
-    users = [(email, name, role) for email, name, role in DEMO_USERS if email not in taken]
+    wanted = [user for user in DEMO_USERS if admin or user[2] != "admin"]
+    users = [(email, name, role) for email, name, role in wanted if email not in taken]
     for email, username, role in users:
         if db.session.scalar(select(User.id).where(User.username == username)) is not None:
             username = f"{username}-{uuid.uuid4().hex[:6]}"
-        create_user(email, username, password, role=role, verified=True)
+        with one_line_errors():
+            create_user(email, username, password, role=role, verified=True)
     skus = set(db.session.scalars(select(Product.sku).where(Product.sku.like("DEMO-%"))))
     products = [Product(**data) for data in demo_products() if data["sku"] not in skus]
     db.session.add_all(products)
