@@ -48,7 +48,7 @@ def compose() -> dict:
 
 def test_compose_services_and_commands(compose):
     services = compose["services"]
-    assert set(services) == {"api", "worker", "scheduler", "grpc", "migrate", "postgres", "redis"}
+    assert set(services) == {"api", "worker", "scheduler", "grpc", "migrate", "postgres", "redis", "mailpit"}
     for name, command in COMMANDS.items():
         assert services[name]["command"] == command, name
 
@@ -64,21 +64,120 @@ def test_compose_order_and_health_checks(compose):
         env = services[name]["environment"]
         assert env["APP_ENV"] == "production"
         assert env["DATABASE_URL"].startswith("postgresql://") and env["REDIS_URL"].startswith("redis://")
-        assert "SECRET_KEY" in env and "JWT_SECRET_KEY" in env
+        assert "SECRET_KEY" in env and "JWT_SECRET_KEY" in env and "MAIL_SERVER" in env
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "ping" in services["redis"]["healthcheck"]["test"]
     assert services["api"]["ports"] == ["8000:8000"] and services["grpc"]["ports"] == ["50051:50051"]
+    # The worker's healthcheck asks about its own worker (python worker.py --check), not "any worker".
+    assert services["worker"]["healthcheck"]["test"] == ["CMD", "python", "worker.py", "--check"]
+    assert services["mailpit"]["healthcheck"]["test"][0] == "CMD"
 
 
-def test_dockerfile_is_multi_stage_non_root_with_healthcheck():
+def seconds(duration: str) -> int:
+    """A compose duration (`620s`, `1m30s`, `40s`) in seconds."""
+    import re
+
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([hms])", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_compose_stops_gracefully(compose):
+    services = compose["services"]
+    for name in ("api", "worker", "scheduler", "grpc"):
+        assert services[name]["stop_signal"] == "SIGTERM", name
+        assert services[name]["init"] is True, name
+    # gunicorn drains for its graceful timeout, gRPC for GRACE_SECONDS, RQ finishes the job in hand.
+    from grpc_server import GRACE_SECONDS
+
+    assert seconds(services["api"]["stop_grace_period"]) > 30
+    assert seconds(services["grpc"]["stop_grace_period"]) > GRACE_SECONDS
+    longest_job = 600  # the catalogue sync's job timeout, the longest of any job
+    assert seconds(services["worker"]["stop_grace_period"]) > longest_job
+
+
+def test_compose_pins_images_and_runs_the_code_read_only(compose):
+    services = compose["services"]
+    for name in ("postgres", "redis", "mailpit"):
+        image = services[name]["image"]
+        # PostgreSQL's versions are major.minor (15.20), the others major.minor.patch.
+        assert re.search(r":v?\d+\.\d+(\.\d+)?-?", image) and "latest" not in image, image
+    for name in ("api", "worker", "scheduler", "grpc", "migrate"):
+        assert services[name]["read_only"] is True and services[name]["tmpfs"] == ["/tmp"], name
+    assert services["mailpit"]["profiles"] == ["dev"]  # development mail only
+    assert services["mailpit"]["ports"] == ["127.0.0.1:8025:8025"]
+
+
+def test_dockerfile_is_multi_stage_non_root_read_only_code_and_pinned():
     text = (ROOT / "Dockerfile").read_text()
     assert text.count("\nFROM ") + text.startswith("FROM ") >= 2
     assert "COPY --from=build" in text
     assert "\nUSER app" in text
     assert "\nHEALTHCHECK " in text
     assert 'CMD ["gunicorn", "wsgi:app", "-c", "gunicorn.conf.py"]' in text
+    # Base image by exact version; every stage uses it.
+    assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+$", text, re.M)
+    assert all(
+        line.startswith("FROM ${PYTHON_IMAGE} AS ") for line in text.splitlines() if line.startswith("FROM")
+    )
+    # The code belongs to root: nothing is copied or chowned to the app user, who comes last.
+    assert "--chown" not in text and "chown" not in text
+    assert text.index("COPY . .") < text.index("\nUSER app")
+    assert "FLASK_SKIP_DOTENV=1" in text
+
+
+def dockerignore_keeps(path: str) -> bool:
+    """Whether .dockerignore lets `path` (relative, posix) into the build context; last match wins."""
+    from fnmatch import fnmatch
+
+    kept = True
+    for rule in (ROOT / ".dockerignore").read_text().splitlines():
+        rule = rule.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+        if pattern.startswith("**/"):
+            matched = any(fnmatch(part, pattern[3:]) for part in path.split("/"))
+        else:
+            matched = (
+                fnmatch(path.split("/")[0], pattern)
+                or fnmatch(path, pattern)
+                or path.startswith(pattern + "/")
+            )
+        if matched:
+            kept = negate
+    return kept
+
+
+def image_files() -> list[str]:
+    """The repository's files that go into the image (tracked or not; never .git or .venv)."""
+    files = []
+    for path in ROOT.rglob("*"):
+        relative = path.relative_to(ROOT).as_posix()
+        if path.is_file() and not relative.startswith((".git/", ".venv/")) and dockerignore_keeps(relative):
+            files.append(relative)
+    return sorted(files)
+
+
+def test_only_what_runs_goes_into_the_image():
+    files = image_files()
+    for needed in (
+        "wsgi.py",
+        "worker.py",
+        "grpc_server.py",
+        "config.py",
+        "gunicorn.conf.py",
+        "requirements.txt",
+    ):
+        assert needed in files
+    assert "project/__init__.py" in files and "migrations/env.py" in files
+    for kept_out in ("tests/", "bench/", ".env", ".github/", "instance/", "docker-compose.yml", "Makefile"):
+        assert not any(f == kept_out or f.startswith(kept_out) for f in files), kept_out
+    assert not dockerignore_keeps(".env") and not dockerignore_keeps(".env.local")
+    assert not any("__pycache__" in f for f in files)
 
 
 def test_ci_workflow_runs_lint_and_tests_with_services():
@@ -111,13 +210,33 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
 
 
+@pytest.fixture
+def image_copy(tmp_path):
+    """What the image holds (.dockerignore applied), read-only as the app user finds it there."""
+    import shutil
+
+    root = tmp_path / "app"
+    for relative in image_files():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, root / relative)
+    paths = [root, *root.rglob("*")]
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    yield root
+    for path in paths:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.app_config(JWT_SECRET_KEY=TEST_JWT_SECRET)
-def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, tmp_path):
+def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, tmp_path, image_copy):
+    """Each service's command, run from what the image holds, with the code read-only."""
     http_port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "FLASK_SKIP_DOTENV": "1",
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
         "APP_ENV": "production",
         "SECRET_KEY": "secret-for-the-process-test-0123456789",
@@ -142,7 +261,7 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
     procs = {
         name: subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=image_copy,
             env={**env, **own_env.get(name, {})},
             stdout=logs[name],
             stderr=subprocess.STDOUT,
