@@ -14,6 +14,7 @@ metrics) on `METRICS_PORT` when set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import socket
 import sys
@@ -66,7 +67,8 @@ class AppWorker(SimpleWorker):
     def register_death(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.stop()
-            heartbeats.forget(self.connection, self.name)
+            with contextlib.suppress(*REDIS_ERRORS):  # else the key expires within its TTL
+                heartbeats.forget(self.connection, self.name)
         super().register_death()
 
 

@@ -158,6 +158,10 @@ def test_database_down_is_unavailable_not_invalid():
     with down.app_context():
         token = create_access_token(identity="1", additional_claims={"sid": "s", "role": "user"})
     running = serve(0, down, host="127.0.0.1", max_workers=2)
+    unavailable = {"grpc_method": "/auth.AuthService/ValidateToken", "grpc_code": "UNAVAILABLE"}
+    before = metric(
+        down.test_client().get("/metrics").get_data(as_text=True), "grpc_server_handled_total", **unavailable
+    )
     try:
         with (
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel,
@@ -167,6 +171,11 @@ def test_database_down_is_unavailable_not_invalid():
         assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         running.stop(grace=None)
+    # Counted under the code the client saw.
+    after = metric(
+        down.test_client().get("/metrics").get_data(as_text=True), "grpc_server_handled_total", **unavailable
+    )
+    assert after == before + 1
 
 
 def metric(text: str, name: str, **labels) -> float:
