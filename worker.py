@@ -51,6 +51,7 @@ class AppWorker(SimpleWorker):
     # and registers the worker in `rq:workers` only at birth; a thread beats all along.
     def register_birth(self) -> None:
         super().register_birth()
+        assert self.flask_app is not None, "run_worker() sets the app"
         ttl = int(self.flask_app.config["WORKER_HEARTBEAT_TTL_SECONDS"])
         heartbeats.beat(self.connection, self.name, ttl)
         self._heartbeat = heartbeats.Heartbeat(lambda: self.beat(ttl), ttl).start()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -137,7 +137,7 @@ class ServerProcessCollector:
     def collect(self) -> Iterable[Metric]:
         totals: dict[str, Metric] = {}
         for pid in self.pids():
-            for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
+            for family in ProcessCollector(pid=_constant(pid), registry=None).collect():
                 value = family.samples[0].value
                 total = totals.get(family.name)
                 if total is None:
@@ -147,6 +147,10 @@ class ServerProcessCollector:
                 elif family.name != "process_max_fds":
                     total.samples[0] = total.samples[0]._replace(value=total.samples[0].value + value)
         return list(totals.values())
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
 
 
 def _read(path: str) -> bytes:

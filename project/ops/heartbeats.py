@@ -57,7 +57,7 @@ def forget(client: redis.Redis, name: str) -> None:
 
 def live_workers(client: redis.Redis, host: str | None = None) -> list[str]:
     """Names of the workers that beat within their TTL (of `host` only, when given)."""
-    names = sorted(name.decode() for name in client.smembers(NAMES_KEY))
+    names = sorted(name.decode() if isinstance(name, bytes) else name for name in client.smembers(NAMES_KEY))
     if host is not None:
         names = [name for name in names if name.startswith(f"{host}:")]
     if not names:
