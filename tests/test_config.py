@@ -55,5 +55,41 @@ def test_env_files_stay_out_of_git_and_the_image():
     dockerignore = (root / ".dockerignore").read_text().split()
     assert dockerignore[dockerignore.index("*") :].count("!.env") == 0  # all excluded, .env never let back in
     example = (root / ".env.example").read_text()
-    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "JWT_SECRET_KEY", "MAIL_SERVER", "GRPC_PORT"):
-        assert f"# {name}=" in example
+    for name in CONTRACT_VARIABLES:
+        assert f"# {name}=" in example, name
+
+
+# API.md, "Environment".
+CONTRACT_VARIABLES = [
+    "APP_ENV",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "JWT_SECRET_KEY",
+    "ACCESS_TOKEN_EXPIRE_MINUTES",
+    "REFRESH_TOKEN_EXPIRE_DAYS",
+    "POSTS_API_URL",
+    "POSTS_CACHE_TTL",
+    "PRODUCTS_SYNC_URL",
+    "PRODUCTS_SYNC_INTERVAL_MINUTES",
+    "PRODUCTS_CACHE_TTL",
+    "RESERVATION_TTL_MINUTES",
+    "UNVERIFIED_USER_TTL_HOURS",
+    "MAIL_SERVER",
+    "MAIL_PORT",
+    "MAIL_USE_TLS",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+    "MAIL_DEFAULT_SENDER",
+    "MAX_CONTENT_LENGTH",
+    "RATELIMIT_ENABLED",
+    "RATE_LIMIT_DEFAULT",
+    "RATE_LIMIT_AUTH",
+    "CORS_ORIGINS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "GRPC_PORT",
+    "RQ_DASHBOARD_USERNAME",
+    "RQ_DASHBOARD_PASSWORD",
+    "FRONTEND_URL",
+]
