@@ -2,7 +2,7 @@
 
 Offers `auth.AuthService`, the standard health service (`grpc.health.v1.Health`) and server
 reflection. Every unary call is logged with a request id and counted in the metrics
-(project/rpc/interceptors.py), served on `METRICS_PORT` when set. SIGTERM/SIGINT: health
+(project/ops/interceptors.py), served on `METRICS_PORT` when set. SIGTERM/SIGINT: health
 turns NOT_SERVING, in-flight calls get GRACE_SECONDS to finish, then the process exits 0.
 """
 
@@ -21,8 +21,8 @@ from grpc_reflection.v1alpha import reflection
 
 from project import create_app
 from project.metrics import serve_process_metrics
+from project.ops.interceptors import ObservabilityInterceptor
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
-from project.rpc.interceptors import ObservabilityInterceptor
 from project.rpc.service import AuthService
 
 log = logging.getLogger("grpc_server")

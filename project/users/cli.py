@@ -5,18 +5,16 @@ from __future__ import annotations
 import re
 
 import click
-from flask.cli import with_appcontext
+from flask.cli import AppGroup
 from marshmallow import Schema
 
 from project.cli import one_line_errors
+from project.guard import Role
 from project.users.jobs import cleanup_unverified_users
 from project.users.schemas import email_field, username_field
 from project.users.service import create_user, find_by_login, normalize_email
 
-
-@click.group(help="User accounts.")
-def users() -> None:
-    pass
+users = AppGroup("users", help="User accounts.")
 
 
 class AdminArgs(Schema):
@@ -38,25 +36,23 @@ def _default_username(email: str) -> str:
     "twice, and stays out of the shell history and the process list.",
 )
 @click.option("--username", default=None, help="Defaults to the email's local part.")
-@with_appcontext
 def create_admin(email: str, password: str | None, username: str | None) -> None:
     """Create an admin account (verified, active). Safe to run again: an existing admin with
     that email is reported and left as it is."""
     with one_line_errors():
         args = AdminArgs().load({"email": email, "username": username or _default_username(email)})
     existing = find_by_login(normalize_email(args["email"]))
-    if existing is not None and existing.role == "admin":
+    if existing is not None and existing.role == Role.ADMIN:
         click.echo(f"Admin {existing.email} already exists (id {existing.id}); nothing to do.")
         return
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with one_line_errors():
-        user = create_user(args["email"], args["username"], password, role="admin", verified=True)
+        user = create_user(args["email"], args["username"], password, role=Role.ADMIN, verified=True)
     click.echo(f"Created admin {user.email} (id {user.id}, username {user.username}).")
 
 
 @users.command("cleanup-unverified")
-@with_appcontext
 def cleanup_unverified_command() -> None:
     """Delete accounts still unverified after UNVERIFIED_USER_TTL_HOURS, now."""
     count = cleanup_unverified_users()

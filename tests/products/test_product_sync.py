@@ -283,7 +283,7 @@ def test_seed_adds_demo_data_once(app, client):
     assert "Seeded 0 users and 0 products." in second.output
     assert client.get(API).get_json()["total"] == 20
     with app.app_context():
-        from project.security import verify_password
+        from project.passwords import verify_password
         from project.users.models import User
 
         admin = db.session.query(User).filter_by(email="admin@example.com").one()
@@ -293,8 +293,8 @@ def test_seed_adds_demo_data_once(app, client):
 
 @pytest.mark.app_config(APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40)
 def test_seed_in_production_needs_yes_creates_no_admin_unless_asked_and_no_known_password(app):
+    from project.passwords import verify_password
     from project.products.models import Product
-    from project.security import verify_password
     from project.users.models import User
 
     runner = app.test_cli_runner()
