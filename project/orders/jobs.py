@@ -19,7 +19,7 @@ from rq.job import Job, JobStatus
 from project import jobs
 from project.database import utcnow
 from project.extensions import redis_client
-from project.orders import stock
+from project.orders import state_machine
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,11 @@ def enqueue_reservation(order_id: int) -> jobs.EnqueuedJob | None:
 
 
 def reserve_order(order_id: int) -> str | None:
-    return stock.reserve_order(order_id)
+    return state_machine.reserve(order_id)
 
 
 def expire_reservations() -> int:
-    return stock.expire_reservations(current_app.config["RESERVATION_TTL_MINUTES"])
+    return state_machine.expire_older_than(current_app.config["RESERVATION_TTL_MINUTES"])
 
 
 def requeue_lost_orders() -> int:
@@ -74,7 +74,7 @@ def requeue_lost_orders() -> int:
     duplicate run at worst changes nothing. Returns how many were queued again.
     """
     after = current_app.config["ORDERS_REQUEUE_AFTER_SECONDS"]
-    ids = stock.stale_pending_order_ids(utcnow() - timedelta(seconds=after))
+    ids = state_machine.stale_pending_ids(utcnow() - timedelta(seconds=after))
     fates = _job_fates(ids)
     requeued = []
     for order_id in ids:
@@ -82,10 +82,10 @@ def requeue_lost_orders() -> int:
         if fate == ON_ITS_WAY:
             continue
         if fate == FAILED:
-            stock.fail_pending(order_id, GAVE_UP_REASON)
+            state_machine.fail(order_id, GAVE_UP_REASON)
             log.error("order %s: reservation failed on its last try, order failed", order_id)
         elif _count_requeue(order_id) > MAX_REQUEUES:
-            stock.fail_pending(order_id, GAVE_UP_REASON)
+            state_machine.fail(order_id, GAVE_UP_REASON)
             log.error("order %s: reservation lost %s times, order failed", order_id, MAX_REQUEUES)
         elif enqueue_reservation(order_id):
             requeued.append(order_id)
