@@ -14,7 +14,7 @@ from project.database import utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
 from project.pagination import envelope
-from project.products.models import Product, ProductCount, search_document
+from project.products.models import Product, ProductCount, folded, search_document
 from project.products.schemas import MAX_STOCK
 from project.routing import DB_ID_MAX
 
@@ -57,14 +57,23 @@ def _live() -> Select:
     return select(Product).where(Product.deleted_at.is_(None))
 
 
-def _page(stmt: Select, page: int, per_page: int, count_params: dict | None) -> dict:
-    """One page of `stmt`, with its exact total: the trigger-kept live count for the
-    unfiltered list, else a COUNT cached under the same namespace version."""
-    items = db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _page(stmt: Select, order: list, page: int, per_page: int, count_params: dict | None) -> dict:
+    """One page of the live products `stmt` selects, in `order`, with its exact total.
+
+    The page's ids come first, from the narrowest plan the indexes allow (an index-only
+    scan for the lists), then their rows: a deep page skips index entries, not whole rows.
+    The total is the trigger-kept live count for the unfiltered list, else a COUNT cached
+    under the same namespace version (so paging one query counts it once)."""
+    ids = stmt.with_only_columns(Product.id).order_by(*order).limit(per_page).offset((page - 1) * per_page)
+    items = db.session.scalars(select(Product).where(Product.id.in_(ids)).order_by(*order)).all()
     if count_params is None:
         total = db.session.scalar(select(ProductCount.live).where(ProductCount.id == 1)) or 0
     else:
-        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        counted = stmt.with_only_columns(func.count(), maintain_column_froms=True)
         total = cached(NAMESPACE, "count", count_params, lambda: db.session.scalar(counted), _ttl()).value
     return envelope([as_dict(p) for p in items], page, per_page, int(total or 0))
 
@@ -89,11 +98,12 @@ def list_products(
     }
 
     def compute() -> dict:
+        dialect = _dialect()
         stmt = _live()
         if name:
-            stmt = stmt.where(func.lower(Product.name).like(contains_pattern(name), escape="\\"))
+            stmt = stmt.where(folded(Product.name, dialect).like(contains_pattern(name), escape="\\"))
         if category:
-            stmt = stmt.where(func.lower(Product.category) == category.lower())
+            stmt = stmt.where(folded(Product.category, dialect) == category.lower())
         if min_price is not None:
             stmt = stmt.where(Product.price >= min_price)
         if max_price is not None:
@@ -102,9 +112,9 @@ def list_products(
             stmt = stmt.where(Product.stock > 0 if in_stock else Product.stock == 0)
         column = SORT_COLUMNS[sort_by]
         direction = (lambda c: c.asc()) if sort_order == "asc" else (lambda c: c.desc())
-        stmt = stmt.order_by(direction(column), direction(Product.id))
         filtered = any(value is not None for value in filters.values())
-        return _page(stmt, page, per_page, {"list": 1, **filters} if filtered else None)
+        order = [direction(column), direction(Product.id)]
+        return _page(stmt, order, page, per_page, {"list": 1, **filters} if filtered else None)
 
     params = {**filters, "page": page, "per_page": per_page, "sort_by": sort_by, "sort_order": sort_order}
     return cached(NAMESPACE, "list", params, compute, _ttl())
@@ -114,13 +124,9 @@ def search_products(q: str, page: int, per_page: int) -> Cached:
     term = q.strip().lower()
 
     def compute() -> dict:
-        dialect = db.session.get_bind().dialect.name
-        stmt = (
-            _live()
-            .where(search_document(dialect).like(contains_pattern(term), escape="\\"))
-            .order_by(Product.created_at.desc(), Product.id.desc())
-        )
-        return _page(stmt, page, per_page, {"search": term})
+        stmt = _live().where(search_document(_dialect()).like(contains_pattern(term), escape="\\"))
+        order = [Product.created_at.desc(), Product.id.desc()]
+        return _page(stmt, order, page, per_page, {"search": term})
 
     return cached(NAMESPACE, "search", {"q": term, "page": page, "per_page": per_page}, compute, _ttl())
 
