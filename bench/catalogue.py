@@ -10,7 +10,8 @@ in-process Flask test client (no network, no gunicorn), the median and p99 laten
     database answers, counts included) and cached (the same request again: HIT);
   - the floor: a minimal Flask app answering 20 items through the same test client.
 Writes EXPLAIN (ANALYZE, BUFFERS) of every statement behind each request to
-bench/results/catalogue_plans_<size>.txt, and times the broad search's page + exact total
+bench/results/catalogue_plans_<size>.txt, a cProfile of the broad search to
+bench/results/catalogue_profile_<size>.txt, and times the broad search's page + exact total
 as two statements vs one with a window count. Then times a sync of 10,000 upstream products
 from a local DummyJSON-shaped HTTP server (created, then the same again: updated).
 
@@ -49,6 +50,7 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "100"))
 SYNC_PRODUCTS = 10_000
 RESULTS = ROOT / "bench" / "results" / "catalogue.json"
 PLANS = str(ROOT / "bench" / "results" / "catalogue_plans_{size}.txt")
+PROFILE = str(ROOT / "bench" / "results" / "catalogue_profile_{size}.txt")
 MIGRATIONS = str(ROOT / "migrations")
 CATEGORIES = [f"category{n:02d}" for n in range(20)]
 WORDS = ["lamp", "desk", "chair", "table", "sofa", "shelf", "rug", "mirror", "clock", "vase"]
@@ -217,6 +219,25 @@ def count_strategies(app, term: str) -> dict:
     return result
 
 
+def profile(app, path: str, size: int) -> None:
+    """cProfile of one uncached request (cache bumped first), top 20 by cumulative time, to
+    bench/results/catalogue_profile_<size>.txt: where the time of a slow request goes."""
+    import cProfile
+    import io
+    import pstats
+
+    client = app.test_client()
+    with app.app_context():
+        bump("products")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    client.get(path)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(20)
+    Path(PROFILE.format(size=size)).write_text(f"GET {path} (uncached)\n{out.getvalue()}")
+
+
 def floor_timings(repeat: int) -> dict:
     """The floor: a minimal Flask app answering a page of 20 product-shaped items through
     the same test client, so the figures above can be read as multiples of it."""
@@ -346,6 +367,7 @@ def main() -> int:
         entry["requests"]["floor"] = {"path": "minimal Flask app, 20 items", "uncached": floor}
         entry["count_strategies_broad_search"] = count_strategies(apps[size], "category07")
         entry["plans"] = plans(apps[size], queries, size)
+        profile(apps[size], queries["search_broad"], size)
         # The EXPLAIN check: a selective term is served by the trigram index.
         selective_plan = " ".join(entry["plans"]["search_selective"])
         entry["selective_search_uses_trigram_index"] = "ix_products_search_trgm" in selective_plan

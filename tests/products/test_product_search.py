@@ -120,3 +120,15 @@ def test_deep_pages_of_a_filtered_list_are_slices_of_the_whole_order(client, mak
     assert len(ids) == whole["total"] > 9 and len(set(ids)) == len(ids)
     assert [p["id"] for page in pages for p in page["items"]] == ids[:15]
     assert {page["total"] for page in pages} == {whole["total"]}
+
+
+def test_a_deep_or_past_the_end_page_asked_first_has_the_exact_total(client, make_product):
+    for n in range(12):
+        make_product(name=f"Vase {n:02d}", description="")
+    deep = search(client, "vase", per_page=5, page=3)
+    assert deep["total"] == 12 and [item["name"] for item in deep["items"]] == ["Vase 01", "Vase 00"]
+    past = search(client, "VASE 0", per_page=5, page=9)
+    assert (past["total"], past["pages"], past["items"]) == (10, 2, [])
+    assert [item["name"] for item in search(client, "vase 0", per_page=5, page=2)["items"]] == [
+        f"Vase {n:02d}" for n in (4, 3, 2, 1, 0)
+    ]
