@@ -169,7 +169,7 @@ def plans(app, queries: dict[str, str], size: int) -> dict:
         engine = db.engine
 
         def capture(conn, cursor, statement, parameters, context, executemany):
-            if statement.lstrip().upper().startswith("SELECT") and "products" in statement:
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and "products" in statement:
                 statements.append(cursor.mogrify(statement, parameters).decode())
 
         event.listen(engine, "before_cursor_execute", capture)
@@ -220,7 +220,7 @@ def count_strategies(app, term: str) -> dict:
 
 
 def profile(app, path: str, size: int) -> None:
-    """cProfile of one uncached request (cache bumped first), top 20 by cumulative time, to
+    """cProfile of one uncached request (cache bumped first), top 15 by own time, to
     bench/results/catalogue_profile_<size>.txt: where the time of a slow request goes."""
     import cProfile
     import io
@@ -234,7 +234,7 @@ def profile(app, path: str, size: int) -> None:
     client.get(path)
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(20)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
     Path(PROFILE.format(size=size)).write_text(f"GET {path} (uncached)\n{out.getvalue()}")
 
 
