@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from project.database import UTCDateTime, utcnow
 from project.extensions import db
@@ -76,13 +77,13 @@ class Product(db.Model):
     )
 
 
-def folded(expression, dialect: str):
+def folded(expression: ColumnElement[str], dialect: str) -> ColumnElement[str]:
     """`expression` lower-cased in the database: PostgreSQL's lower() folds every letter;
     SQLite's folds ASCII only, so there `unicode_lower` (project.database) does it."""
     return func.lower(expression) if dialect == "postgresql" else func.unicode_lower(expression)
 
 
-def search_document(dialect: str = "postgresql"):
+def search_document(dialect: str = "postgresql") -> ColumnElement[str]:
     """The lower-cased text `search` matches; on PostgreSQL the trigram index is built on
     exactly this expression (SEARCH_DOCUMENT_SQL)."""
     sep = func.chr(31) if dialect == "postgresql" else func.char(31)
