@@ -159,7 +159,7 @@ def timings(apps: dict, path: str, uncached: bool) -> dict:
 def plans(app, queries: dict[str, str], size: int) -> dict:
     """EXPLAIN (ANALYZE, BUFFERS) of every SQL statement behind each request (cache bumped
     first, so the page and its count both run): the full text goes to
-    bench/results/catalogue_plans_<size>.txt, the top lines of each plan into the JSON."""
+    bench/results/catalogue_plans_<size>.txt, each plan's top line and scans into the JSON."""
     from sqlalchemy import event
 
     found: dict[str, list[str]] = {}
@@ -183,7 +183,9 @@ def plans(app, queries: dict[str, str], size: int) -> dict:
                 for statement in list(statements):
                     sql = statement.replace("%", "%%")
                     plan = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql)).scalars().all()
-                    found[name].append(" | ".join(line.strip() for line in plan[:4]))
+                    # The JSON keeps each plan's top line and its scans: which index serves it.
+                    scans = [line.strip() for line in plan[1:] if "Scan" in line]
+                    found[name].append(" | ".join([plan[0].strip(), *scans]))
                     report += [f"-- {name}: GET {path}", statement, *plan, ""]
         event.remove(engine, "before_cursor_execute", capture)
     Path(PLANS.format(size=size)).write_text("\n".join(report))
