@@ -287,6 +287,27 @@ def main() -> int:
         "shipped_conf_products_list_hit": (ports["shipped"], list_path, None),
         "shipped_conf_users_me": (ports["shipped"], me_path, auth),
     }
+    clients = {
+        "grpc_validate_token": lambda: drive(
+            validate_token_call(ports["grpc"], token), SECONDS, CLIENT_THREADS
+        ),
+        "rest_users_me_same_client": lambda: drive(
+            users_me_call(ports["shipped"], token), SECONDS, CLIENT_THREADS
+        ),
+    }
+    for case, (port, path, headers) in cases.items():
+        clients[case] = lambda port=port, path=path, headers=headers: wrk(
+            f"http://127.0.0.1:{port}{path}", headers
+        )
+    # (case, base): run back to back, in turns (AB, then BA) so drift hits both alike.
+    pairs = [
+        ("products_list_hit", "floor"),
+        ("product_detail_hit", "floor"),
+        ("users_me", "floor"),
+        ("shipped_conf_products_list_hit", "products_list_hit"),
+        ("shipped_conf_users_me", "users_me"),
+        ("grpc_validate_token", "rest_users_me_same_client"),
+    ]
     try:
         wait_for(ports["floor"], "/hello")
         for name in ("plain", "shipped"):
@@ -301,43 +322,32 @@ def main() -> int:
                 assert response_headers.get("X-Cache") == "HIT", (case, response_headers)
         rounds: list[dict] = []
         for number in range(ROUNDS):
-            figures = {}
-            for case, (port, path, headers) in cases.items():
-                figures[case] = wrk(f"http://127.0.0.1:{port}{path}", headers)
-            figures["grpc_validate_token"] = drive(
-                validate_token_call(ports["grpc"], token), SECONDS, CLIENT_THREADS
+            measured = {}
+            for case, base in pairs:
+                order = (base, case) if number % 2 == 0 else (case, base)
+                figures = {name: clients[name]() for name in order}
+                measured[f"{case}/{base}"] = {
+                    **figures,
+                    "ratio": round(figures[case]["rps"] / figures[base]["rps"], 3),
+                }
+            rounds.append(measured)
+            print(
+                f"round {number + 1}: " + json.dumps({k: v["ratio"] for k, v in measured.items()}), flush=True
             )
-            figures["rest_users_me_same_client"] = drive(
-                users_me_call(ports["shipped"], token), SECONDS, CLIENT_THREADS
-            )
-            rounds.append(figures)
-            print(f"round {number + 1}: " + json.dumps({k: v["rps"] for k, v in figures.items()}), flush=True)
     finally:
         for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
         for server in servers:
             server.wait(timeout=30)
 
-    def ratios(case: str, base: str) -> float:
-        return median([r[case]["rps"] / r[base]["rps"] for r in rounds])
-
-    summary = {
-        case: {
-            "rps": median([r[case]["rps"] for r in rounds]),
-            "p99_ms": median([r[case]["p99_ms"] for r in rounds]),
-            "vs_floor": ratios(case, "floor"),
+    summary = {}
+    for case, base in pairs:
+        pair = f"{case}/{base}"
+        summary[pair] = {
+            "ratio": median([r[pair]["ratio"] for r in rounds]),
+            case: {key: median([r[pair][case][key] for r in rounds]) for key in ("rps", "p99_ms")},
+            base: {key: median([r[pair][base][key] for r in rounds]) for key in ("rps", "p99_ms")},
         }
-        for case in cases
-    }
-    summary["shipped_vs_plain"] = {
-        "products_list_hit": ratios("shipped_conf_products_list_hit", "products_list_hit"),
-        "users_me": ratios("shipped_conf_users_me", "users_me"),
-    }
-    summary["grpc_vs_rest"] = {
-        "grpc_validate_token_rps": median([r["grpc_validate_token"]["rps"] for r in rounds]),
-        "rest_users_me_rps": median([r["rest_users_me_same_client"]["rps"] for r in rounds]),
-        "ratio": ratios("grpc_validate_token", "rest_users_me_same_client"),
-    }
     report = {
         "benchmark": "hot paths over HTTP vs a floor (bench/floor_app.py), one run, medians over rounds",
         "machine": {

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from project.caching import Cached, bump, cached
+from project.caching import bump, cached
 from project.database import utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
@@ -79,7 +79,7 @@ def list_products(
     min_price: Decimal | None = None,
     max_price: Decimal | None = None,
     in_stock: bool | None = None,
-) -> Cached:
+) -> dict:
     filters = {
         "name": name.lower() if name else None,
         "category": category.lower() if category else None,
@@ -106,11 +106,10 @@ def list_products(
         filtered = any(value is not None for value in filters.values())
         return _page(stmt, page, per_page, {"list": 1, **filters} if filtered else None)
 
-    params = {**filters, "page": page, "per_page": per_page, "sort_by": sort_by, "sort_order": sort_order}
-    return cached(NAMESPACE, "list", params, compute, _ttl())
+    return compute()
 
 
-def search_products(q: str, page: int, per_page: int) -> Cached:
+def search_products(q: str, page: int, per_page: int) -> dict:
     term = q.strip().lower()
 
     def compute() -> dict:
@@ -122,7 +121,7 @@ def search_products(q: str, page: int, per_page: int) -> Cached:
         )
         return _page(stmt, page, per_page, {"search": term})
 
-    return cached(NAMESPACE, "search", {"q": term, "page": page, "per_page": per_page}, compute, _ttl())
+    return compute()
 
 
 def _get_live(product_id: int) -> Product:
@@ -132,8 +131,8 @@ def _get_live(product_id: int) -> Product:
     return product
 
 
-def get_product(product_id: int) -> Cached:
-    return cached(NAMESPACE, "detail", {"id": product_id}, lambda: as_dict(_get_live(product_id)), _ttl())
+def get_product(product_id: int) -> dict[str, Any]:
+    return as_dict(_get_live(product_id))
 
 
 def _commit_product(product: Product) -> dict[str, Any]:
