@@ -17,9 +17,12 @@ import jwt as pyjwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, has_request_context, request
-from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+from flask_jwt_extended import create_access_token, create_refresh_token
+from flask_jwt_extended.config import config as jwt_config
 from flask_smorest import Blueprint
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from project.auth.models import AuthSession
 from project.database import utcnow
@@ -133,14 +136,21 @@ def start_session(user: User, user_agent: str | None = None, ip: str | None = No
 
 
 def decode(token: str, expected_type: str) -> dict:
-    """Check signature, expiry and type; raise Unauthorized with a clear message."""
+    """Check signature, expiry and type (one decode: flask-jwt-extended's `decode_token`
+    decodes twice); raise Unauthorized with a clear message."""
     try:
-        claims = decode_token(token)
+        claims = pyjwt.decode(
+            token,
+            jwt_config.decode_key,
+            algorithms=jwt_config.decode_algorithms,
+            audience=jwt_config.decode_audience,
+            issuer=jwt_config.decode_issuer,
+            leeway=jwt_config.leeway,
+            options={"verify_aud": jwt_config.decode_audience is not None, "require": ["exp"]},
+        )
     except pyjwt.ExpiredSignatureError as exc:
         raise Unauthorized("Token has expired.") from exc
     except (pyjwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
-        raise Unauthorized("Invalid token.") from exc
-    except Exception as exc:  # flask-jwt-extended's own decode errors
         raise Unauthorized("Invalid token.") from exc
     if claims.get("type") != expected_type:
         raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
@@ -149,12 +159,45 @@ def decode(token: str, expected_type: str) -> dict:
     return claims
 
 
-def _live_session_user(claims: dict) -> tuple[User, AuthSession]:
-    row = db.session.execute(
+def _session_and_user(claims: dict) -> Select:
+    return (
         select(User, AuthSession)
         .join(AuthSession, AuthSession.user_id == User.id)
         .where(AuthSession.id == claims["sid"], User.id == int(claims["sub"]))
-    ).first()
+    )
+
+
+def _live_session_user(claims: dict) -> tuple[User, AuthSession]:
+    return _checked(db.session.execute(_session_and_user(claims)).first())
+
+
+def _read_session_user(claims: dict) -> tuple[User, AuthSession] | None:
+    """The session and user rows in ONE round trip to PostgreSQL: a pooled connection in
+    autocommit (no BEGIN, no ROLLBACK when it goes back; no pre-ping either). The user is
+    then merged into the request's session without a query, for routes that change it.
+    A connection the server ended (restart, failover, pg_terminate_backend) fails the read
+    once and is replaced: the read is retried once on a fresh connection."""
+    stmt = _session_and_user(claims)
+    if db.engine.dialect.name != "postgresql":  # SQLite: no round trips to save
+        return db.session.execute(stmt).first()
+    for attempt in (1, 2):
+        try:
+            with (
+                db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+                Session(connection) as reader,
+            ):
+                row = reader.execute(stmt).first()
+            break
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    if row is None:
+        return None
+    user, session = row
+    return db.session.merge(user, load=False), session
+
+
+def _checked(row: tuple[User, AuthSession] | None) -> tuple[User, AuthSession]:
     if row is None:
         raise Unauthorized("Token has been revoked.")
     user, session = row
@@ -168,7 +211,7 @@ def _live_session_user(claims: dict) -> tuple[User, AuthSession]:
 def authenticate(token: str, expected_type: str = "access") -> tuple[User, dict]:
     """The one token check, for REST and gRPC: returns the user and the token's claims."""
     claims = decode(token, expected_type)
-    user, _session = _live_session_user(claims)
+    user, _session = _checked(_read_session_user(claims))
     return user, claims
 
 

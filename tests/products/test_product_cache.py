@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from project import create_app
+from project.extensions import db
 from project.metrics import CACHE_REQUESTS
 
 API = "/api/v1/products"
@@ -124,3 +126,68 @@ def test_a_failing_cache_backend_is_logged_and_bypassed(app, client, make_produc
             assert response.status_code == 200 and response.get_json()["total"] == 1
             assert response.headers["X-Cache"] == "MISS"
     assert "cache get failed" in caplog.text
+
+
+# --- stored bytes, ETag, 304 --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [API, f"{API}?category=a&sort_by=price", f"{API}/search?q=prod", "detail"])
+def test_a_hit_answers_the_bytes_of_the_miss_before_it(client, make_product, path):
+    product = make_product(category="A")
+    path = f"{API}/{product['id']}" if path == "detail" else path
+    miss, hit = client.get(path), client.get(path)
+    assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("MISS", "HIT")
+    assert hit.data == miss.data and hit.headers["ETag"] == miss.headers["ETag"]
+    assert hit.headers["Content-Type"] == miss.headers["Content-Type"] == "application/json"
+
+
+def test_a_matching_if_none_match_is_a_304_until_a_write(client, admin_headers, make_product):
+    product = make_product(name="Lamp")
+    path = f"{API}/{product['id']}"
+    etag = client.get(path).headers["ETag"]
+    for tag in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        not_modified = client.get(path, headers={"If-None-Match": tag})
+        assert not_modified.status_code == 304 and not_modified.data == b"", tag
+        assert not_modified.headers["ETag"] == etag
+    assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+
+    assert client.patch(path, json={"name": "Desk"}, headers=admin_headers).status_code == 200
+    changed = client.get(path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_json()["name"] == "Desk"
+    assert changed.headers["ETag"] != etag
+
+
+def test_errors_are_not_cached_and_carry_no_etag(client):
+    for _ in range(2):
+        missing = client.get(f"{API}/999")
+        assert missing.status_code == 404 and "ETag" not in missing.headers
+        invalid = client.get(f"{API}?per_page=101")
+        assert invalid.status_code == 422 and "ETag" not in invalid.headers
+
+
+@pytest.mark.redis
+def test_a_write_through_another_app_invalidates_this_ones_entries(
+    client, admin_headers, make_product, database_url
+):
+    """Two app instances (as two gunicorn workers are): their own pools, one Redis."""
+    product = make_product(name="Lamp")
+    path = f"{API}/{product['id']}"
+    urls = [API, path, f"{API}/search?q=lamp"]
+    for url in urls:
+        client.get(url)
+        assert client.get(url).headers["X-Cache"] == "HIT"
+
+    other = create_app(app_env="testing", overrides={"SQLALCHEMY_DATABASE_URI": database_url})
+    try:
+        patched = other.test_client().patch(path, json={"name": "Desk"}, headers=admin_headers)
+        assert patched.status_code == 200
+    finally:
+        with other.app_context():
+            db.engine.dispose()
+
+    for url in urls:
+        after = client.get(url)
+        assert after.headers["X-Cache"] == "MISS", url
+        assert '"Lamp"' not in after.get_data(as_text=True), url
+    assert client.get(path).get_json()["name"] == "Desk"
+    assert client.get(f"{API}/search?q=lamp").get_json()["total"] == 0
