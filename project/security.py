@@ -20,12 +20,12 @@ from flask import current_app, g, has_request_context, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 from flask_jwt_extended.config import config as jwt_config
 from flask_smorest import Blueprint
-from sqlalchemy import Select, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from project.auth.models import AuthSession
-from project.database import utcnow
+from project.database import autocommit_connection, utcnow
 from project.errors import Forbidden, Unauthorized, field_error
 from project.extensions import db
 from project.users.models import User
@@ -159,42 +159,39 @@ def decode(token: str, expected_type: str) -> dict:
     return claims
 
 
-def _session_and_user(claims: dict) -> Select:
-    return (
-        select(User, AuthSession)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(AuthSession.id == claims["sid"], User.id == int(claims["sub"]))
-    )
+# Built once (every request runs it): SQLAlchemy then reuses its compiled form.
+SESSION_AND_USER = (
+    select(User, AuthSession)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(AuthSession.id == bindparam("sid"), User.id == bindparam("user_id"))
+)
+
+
+def _ids(claims: dict) -> dict:
+    return {"sid": claims["sid"], "user_id": int(claims["sub"])}
 
 
 def _live_session_user(claims: dict) -> tuple[User, AuthSession]:
-    return _checked(db.session.execute(_session_and_user(claims)).first())
+    return _checked(db.session.execute(SESSION_AND_USER, _ids(claims)).first())
 
 
 def _read_session_user(claims: dict) -> tuple[User, AuthSession] | None:
     """The session and user rows in ONE round trip to PostgreSQL: a pooled connection in
-    autocommit (no BEGIN, no ROLLBACK when it goes back; no pre-ping either). The user is
-    then merged into the request's session without a query, for routes that change it.
+    autocommit (no BEGIN, no ROLLBACK when it goes back; no pre-ping either); the objects
+    come back detached (the route guard attaches the user to the request's session).
     A connection the server ended (restart, failover, pg_terminate_backend) fails the read
     once and is replaced: the read is retried once on a fresh connection."""
-    stmt = _session_and_user(claims)
     if db.engine.dialect.name != "postgresql":  # SQLite: no round trips to save
-        return db.session.execute(stmt).first()
+        return db.session.execute(SESSION_AND_USER, _ids(claims)).first()
     for attempt in (1, 2):
         try:
-            with (
-                db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
-                Session(connection) as reader,
-            ):
-                row = reader.execute(stmt).first()
+            with autocommit_connection() as connection, Session(connection) as reader:
+                row = reader.execute(SESSION_AND_USER, _ids(claims)).first()
             break
         except DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:
                 raise
-    if row is None:
-        return None
-    user, session = row
-    return db.session.merge(user, load=False), session
+    return None if row is None else (row[0], row[1])
 
 
 def _checked(row: tuple[User, AuthSession] | None) -> tuple[User, AuthSession]:
@@ -291,7 +288,8 @@ def auth_required(*roles: str):
         @wraps(func)
         def wrapper(*args, **kwargs):
             user, claims = authenticate(bearer_token(), "access")
-            g.current_user, g.token_claims = user, claims
+            # Into the request's session without a query, for the routes that change the user.
+            g.current_user, g.token_claims = db.session.merge(user, load=False), claims
             if roles and user.role not in roles:
                 raise Forbidden("You are not allowed to do this.")
             return func(*args, **kwargs)
