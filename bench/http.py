@@ -103,7 +103,8 @@ def prepare() -> tuple[str, int]:
     from project import create_app
     from project.extensions import db
     from project.products.models import Product
-    from project.security import hash_password, start_session
+    from project.auth.sessions import start_session
+    from project.passwords import hash_password
     from project.users.models import User
 
     ensure_database()
@@ -138,6 +139,7 @@ def prepare() -> tuple[str, int]:
         db.session.commit()
         product_id = db.session.scalar(text("SELECT min(id) FROM products"))
         token = start_session(user, "bench", "127.0.0.1")["access_token"]
+        db.session.commit()
         db.engine.dispose()
     return token, product_id
 
