@@ -101,10 +101,10 @@ def prepare() -> tuple[str, int]:
     from sqlalchemy import text
 
     from project import create_app
-    from project.extensions import db
-    from project.products.models import Product
     from project.auth.sessions import start_session
+    from project.extensions import db
     from project.passwords import hash_password
+    from project.products.models import Product
     from project.users.models import User
 
     ensure_database()
