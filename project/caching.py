@@ -252,7 +252,7 @@ def _store(namespace: str, key: str, version: int, etag: str, body: bytes, secon
         if client is None:
             cache.set(key, entry, timeout=math.ceil(seconds))
         else:
-            client.set(key, entry, px=int(seconds * 1000))
+            client.set(key, entry, px=max(1, int(seconds * 1000)))
     except Exception as exc:
         _failed(namespace, "set", exc)
 
