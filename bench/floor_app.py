@@ -1,4 +1,5 @@
-"""The floor for the HTTP benchmarks: the smallest Flask JSON routes, served like the project."""
+"""The floor for bench/http.py and bench/orders.py: the smallest Flask JSON routes, served like
+the project."""
 
 from flask import Flask, request
 
