@@ -123,7 +123,7 @@ class Tasks(MethodView):
     @blp.response(201, TaskSchema)
     @_errors(401, 404, 422)
     def post(self, data, project_id):
-        """Create a task (`todo`); the assignee must be the owner or a member."""
+        """Create a task (`status` defaults to `todo`); the assignee must be the owner or a member."""
         return service.create_task(_actor(), project_id, **data)
 
 

@@ -67,10 +67,9 @@ class TaskSchema(Schema):
 
 
 class TaskCreateSchema(Schema):
-    """A new task is always `todo`; `status` is set afterwards with PATCH."""
-
     title = _name(required=True)
     description = _description()
+    status = fields.String(load_default="todo", validate=validate.OneOf(TASK_STATUSES))
     assignee_id = _user_id(allow_none=True, metadata={"description": "The owner or a member."})
     due_date = fields.Date(allow_none=True, metadata={"description": "ISO date, 2026-12-01."})
 
