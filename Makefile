@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PORT ?= 5000
 
-.PHONY: install run test lint fuzz bench proto worker scheduler grpc clean
+.PHONY: install run test lint fuzz bench proto worker scheduler grpc clean docs-assets client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,22 @@ proto: install
 		--pyi_out=project/rpc/generated --grpc_python_out=project/rpc/generated protos/auth.proto
 	sed -i 's/^import auth_pb2 as auth__pb2$$/from project.rpc.generated import auth_pb2 as auth__pb2/' \
 		project/rpc/generated/auth_pb2_grpc.py
+
+# Swagger UI and ReDoc are served from project/static (no CDN: /docs and /redoc work offline).
+# The files are checked in; this re-fetches them from the npm registry at the pinned versions
+# (update the versions here and OPENAPI_SWAGGER_UI_URL / OPENAPI_REDOC_URL in config.py together).
+SWAGGER_UI_VERSION := 5.35.0
+REDOC_VERSION := 2.5.4
+docs-assets:
+	rm -rf project/static/swagger-ui-* project/static/redoc-*
+	mkdir -p project/static/swagger-ui-$(SWAGGER_UI_VERSION) project/static/redoc-$(REDOC_VERSION)
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) redoc@$(REDOC_VERSION) \
+		&& tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz && cd package \
+		&& cp LICENSE NOTICE swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js \
+			oauth2-redirect.html oauth2-redirect.js favicon-32x32.png $(CURDIR)/project/static/swagger-ui-$(SWAGGER_UI_VERSION)/ \
+		&& cd .. && rm -rf package && tar xzf redoc-$(REDOC_VERSION).tgz \
+		&& cp package/LICENSE package/bundles/redoc.standalone.js $(CURDIR)/project/static/redoc-$(REDOC_VERSION)/ \
+		&& rm -rf $$tmp
 
 grpc: install
 	$(BIN)/python grpc_server.py
