@@ -18,13 +18,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, has_request_context, request
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from flask_smorest import Blueprint
 from sqlalchemy import select, update
 
 from project.auth.models import AuthSession
 from project.database import utcnow
 from project.errors import Forbidden, Unauthorized, field_error
 from project.extensions import db
+from project.openapi import guarded
 from project.users.models import User
 
 # --- passwords -------------------------------------------------------------------------
@@ -226,8 +226,6 @@ def expires_at(claims: dict) -> datetime:
 
 # --- route guard -----------------------------------------------------------------------
 
-BEARER_DOC = {"security": [{"bearerAuth": []}]}
-
 
 def bearer_token() -> str:
     header = request.headers.get("Authorization", "")
@@ -253,7 +251,7 @@ def auth_required(*roles: str):
                 raise Forbidden("You are not allowed to do this.")
             return func(*args, **kwargs)
 
-        return Blueprint.doc(**BEARER_DOC)(wrapper)
+        return guarded(wrapper, checks_role=bool(roles))
 
     return decorator
 

@@ -231,6 +231,60 @@ def test_refresh_expired_token_is_401(client, app, user, login):
     assert client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"])).status_code == 200
 
 
+def test_refresh_by_the_oauth2_form_grant(client, user, login):
+    """As an OAuth2 client (authlib, requests-oauthlib) sends it: a form, client credentials in
+    HTTP Basic; the old token is spent, and presenting it again ends the session."""
+    pair = login(user["email"], user["password"])
+    form = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"], "client_id": "cli"}
+    basic = {"Authorization": "Basic Y2xpOnNlY3JldA=="}  # cli:secret, ignored
+
+    response = client.post(f"{API}/refresh", data=form, headers=basic)
+
+    assert response.status_code == 200
+    fresh = response.get_json()
+    assert fresh["token_type"] == "bearer" and fresh["refresh_token"] != pair["refresh_token"]
+    assert client.get("/api/v1/users/me", headers=bearer(fresh["access_token"])).status_code == 200
+    reused = client.post(f"{API}/refresh", data=form)
+    assert reused.status_code == 401
+    assert (
+        client.post(f"{API}/refresh", data={**form, "refresh_token": fresh["refresh_token"]}).status_code
+        == 401
+    )
+    assert client.get("/api/v1/users/me", headers=bearer(fresh["access_token"])).status_code == 401
+
+
+def test_the_refresh_form_never_takes_an_access_token(client, user, login):
+    pair = login(user["email"], user["password"])
+    form = {"grant_type": "refresh_token", "refresh_token": pair["access_token"]}
+    response = client.post(f"{API}/refresh", data=form)
+    assert response.status_code == 401
+    assert response.get_json()["message"] == "A refresh token is required."
+    assert client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "form, field",
+    [
+        ({"refresh_token": "x"}, "grant_type"),
+        ({"grant_type": "password", "refresh_token": "x"}, "grant_type"),
+        ({"grant_type": "refresh_token"}, "refresh_token"),
+        ({"grant_type": "refresh_token", "refresh_token": "x", "extra": "1"}, "extra"),
+    ],
+)
+def test_a_bad_refresh_form_is_422_and_spends_nothing(client, user, login, form, field):
+    pair = login(user["email"], user["password"])
+    response = client.post(f"{API}/refresh", data=form, headers=bearer(pair["refresh_token"]))
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]["form"]
+    assert client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"])).status_code == 200
+
+
+def test_login_without_a_body_is_422_naming_the_fields(client):
+    response = client.post(f"{API}/login")
+    assert response.status_code == 422
+    assert "password" in response.get_json()["errors"]["json"]
+
+
 # --- logout ----------------------------------------------------------------------------
 
 
