@@ -6,9 +6,9 @@ Every feature's blueprint is a `project.openapi.Blueprint`; on top of flask-smor
   gets the error shape (`ErrorSchema`) as its schema, a description (the default below unless
   given) and its headers (`WWW-Authenticate` on 401, `Retry-After` on 429). The route guard
   (`auth_required`) documents its 401, and its 403 when it checks a role, through `guarded()`.
-- Answers documented on every operation without being written: 400 and 413 where a request
-  body is read, 429 on rate-limited blueprints, and flask-smorest's 422 where arguments are
-  parsed. Anything else (500, 503) is the `default` response, in the error shape too.
+- Answers documented on every operation without being written: 422 where arguments are parsed,
+  400 and 413 where a request body is read, 429 on rate-limited blueprints. Anything else (500,
+  503) is the `default` response, in the error shape too.
 - `@blp.cached_response(Schema)`: a cached GET's 200 with `X-Cache` and `ETag`, its 304 and the
   `If-None-Match` request header.
 
@@ -164,11 +164,13 @@ class Blueprint(flask_smorest.Blueprint):
     def _prepare_implied_errors_doc(self, doc: dict, doc_info: dict, **_kwargs: Any) -> dict:
         """Add the answers every operation of a kind can give (runs before the response doc)."""
         responses = doc_info.setdefault("response", {}).setdefault("responses", {})
-        parameters = doc_info.get("arguments", {}).get("parameters", [])
+        arguments = doc_info.get("arguments", {})
         reads_body = "requestBody" in doc_info.get("manual_doc", {}) or any(
-            isinstance(p, dict) and p.get("in") in BODY_LOCATIONS for p in parameters
+            isinstance(p, dict) and p.get("in") in BODY_LOCATIONS for p in arguments.get("parameters", [])
         )
-        implied = ([400, 413] if reads_body else []) + ([429] if self.rate_limited else [])
+        # flask-smorest's own 422 for parsed arguments is a bare reference: ours replaces it.
+        implied = [*arguments.pop("responses", {})]
+        implied += ([400, 413] if reads_body else []) + ([429] if self.rate_limited else [])
         for code in implied:
             responses.setdefault(code, [error_response(code)])
         return doc
@@ -186,14 +188,17 @@ class Api(flask_smorest.Api):
         self.ma_plugin.converter.add_attribute_function(nullable_nested)
 
 
+NULL_OBJECT = {"type": "object", "nullable": True}
+
+
 def nullable_nested(self: Any, field: Any, ret: dict, **_kwargs: Any) -> dict:
     """A nullable nested object as `{allOf: [$ref], nullable: true}` (OpenAPI 3.0).
 
-    apispec writes `anyOf: [{type: object, nullable: true}, $ref]`, whose first branch matches
+    apispec writes `anyOf: [{type: object, nullable: true}, $ref]`, whose null branch matches
     any object: generated clients then parse `SyncStatus.last_run` into an untyped dict.
     """
-    any_of = ret.get("anyOf")
-    if field.allow_none and any_of and any_of[0] == {"type": "object", "nullable": True}:
+    any_of = ret.get("anyOf", [])
+    if field.allow_none and NULL_OBJECT in any_of:
         del ret["anyOf"]
-        return {"allOf": any_of[1:], "nullable": True}
+        return {"allOf": [branch for branch in any_of if branch != NULL_OBJECT], "nullable": True}
     return {}
