@@ -1,8 +1,9 @@
 """Property-based fuzz of the whole HTTP API from its own OpenAPI document (schemathesis).
 
 Every operation gets generated requests as an admin, as a user and anonymously; checks: no
-5xx, every response matches the documented schema, and its status code is documented. `make test` runs a bounded,
-deterministic pass (FUZZ_EXAMPLES per operation, default 10); `make fuzz` a long one.
+5xx, every response matches the documented schema, and its status code is documented.
+`make test` runs a bounded, deterministic pass (FUZZ_EXAMPLES per operation, default 10);
+`make fuzz` a long one.
 """
 
 import json
