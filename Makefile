@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PORT ?= 5000
+# openapi-python-client, for the generated-client check only: its own venv (requirements-client.txt).
+CLIENT_VENV ?= .venv-client
+CLIENT_STAMP := $(CLIENT_VENV)/.installed-$(shell cat requirements-client.txt | cksum | cut -d' ' -f1)
 
 .PHONY: install run test lint fuzz bench proto worker scheduler grpc clean docs-assets client-check
 
@@ -15,12 +18,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+$(CLIENT_STAMP): requirements-client.txt
+	test -x $(CLIENT_VENV)/bin/python || $(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/python -m pip install --quiet -r requirements-client.txt
+	rm -f $(CLIENT_VENV)/.installed-* && touch $@
+
 run: install  ## migrate the embedded SQLite database and serve the API on :5000
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
-test: install  ## the whole suite (SQLite + fakeredis, or TEST_DATABASE_URL / TEST_REDIS_URL)
-	$(BIN)/python -m pytest
+test: install $(CLIENT_STAMP)  ## the whole suite (SQLite + fakeredis, or TEST_DATABASE_URL / TEST_REDIS_URL)
+	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest
+
+client-check: install $(CLIENT_STAMP)  ## generate a client from /openapi.json and run the whole flow with it
+	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest tests/test_generated_client.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -69,4 +80,4 @@ scheduler: install
 	$(BIN)/python worker.py --scheduler
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache instance/*.db
+	rm -rf $(VENV) $(CLIENT_VENV) .pytest_cache .ruff_cache instance/*.db
