@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_VENV = Path(os.environ.get("OPENAPI_CLIENT_VENV") or ROOT / ".venv-client").resolve()
@@ -24,17 +22,6 @@ pytestmark = pytest.mark.skipif(
     not GENERATOR.exists(),
     reason="openapi-python-client is not installed: `make client-check` (or `make test`) installs it",
 )
-
-
-@pytest.fixture
-def live_server(app):
-    """The test app behind a real HTTP server on a free loopback port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
 
 
 def test_a_generated_client_runs_the_whole_flow_unchanged(client, admin, live_server, tmp_path):

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+import requests
 
 from project.auth.models import AuthSession
 from project.database import utcnow
@@ -251,6 +252,24 @@ def test_refresh_by_the_oauth2_form_grant(client, user, login):
         == 401
     )
     assert client.get("/api/v1/users/me", headers=bearer(fresh["access_token"])).status_code == 401
+
+
+def test_a_standard_oauth2_client_logs_in_and_refreshes(live_server, user):
+    """authlib, over HTTP: the password grant at /auth/login, the refresh grant at /auth/refresh."""
+    from authlib.integrations.requests_client import OAuth2Session
+
+    oauth = OAuth2Session(client_id="docs")
+    token = oauth.fetch_token(f"{live_server}{API}/login", username=user["email"], password=user["password"])
+    assert oauth.get(f"{live_server}/api/v1/users/me").json()["id"] == user["id"]
+
+    refreshed = oauth.refresh_token(f"{live_server}{API}/refresh")
+
+    assert refreshed["refresh_token"] != token["refresh_token"]
+    assert refreshed["access_token"] != token["access_token"]
+    assert oauth.get(f"{live_server}/api/v1/users/me").status_code == 200
+    spent = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}
+    assert requests.post(f"{live_server}{API}/refresh", data=spent, timeout=10).status_code == 401
+    assert oauth.get(f"{live_server}/api/v1/users/me").status_code == 401  # reuse ended the session
 
 
 def test_the_refresh_form_never_takes_an_access_token(client, user, login):
