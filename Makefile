@@ -33,9 +33,10 @@ test: install $(CLIENT_STAMP)  ## the whole suite (SQLite + fakeredis, or TEST_D
 client-check: install $(CLIENT_STAMP)  ## generate a client from /openapi.json and run the whole flow with it
 	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest tests/test_generated_client.py
 
-lint: install
+lint: install  ## ruff, the import-graph check (feature order), mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/check_imports.py
 
 fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES per operation)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider

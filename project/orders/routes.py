@@ -2,6 +2,7 @@
 
 from flask.views import MethodView
 
+from project.guard import auth_required, current_actor
 from project.openapi import Blueprint
 from project.orders import service
 from project.orders.schemas import (
@@ -11,7 +12,6 @@ from project.orders.schemas import (
     OrderSchema,
 )
 from project.pagination import page_of
-from project.security import auth_required, current_user
 
 blp = Blueprint(
     "orders",
@@ -22,11 +22,6 @@ blp = Blueprint(
 NO_ORDER = (404, "No such order, or another user's.")
 
 
-def _viewer() -> tuple[int, bool]:
-    user = current_user()
-    return user.id, user.role == "admin"
-
-
 @blp.route("")
 class Orders(MethodView):
     @blp.doc(operationId="listOrders")
@@ -35,8 +30,7 @@ class Orders(MethodView):
     @blp.response(200, page_of(OrderSchema))
     def get(self, args):
         """List orders: your own; an admin sees all and may filter by user_id."""
-        viewer_id, is_admin = _viewer()
-        return service.list_orders(viewer_id, is_admin, **args)
+        return service.list_orders(current_actor(), **args)
 
     @blp.doc(operationId="createOrder")
     @auth_required()
@@ -49,7 +43,7 @@ class Orders(MethodView):
     )
     def post(self, body, headers):
         """Place an order: stored pending, its stock reserved by a worker."""
-        return service.create_order(current_user().id, body["items"], headers.get("idempotency_key"))
+        return service.create_order(current_actor().id, body["items"], headers.get("idempotency_key"))
 
 
 @blp.route("/<dbint:order_id>")
@@ -60,7 +54,7 @@ class OrderDetail(MethodView):
     @blp.errors(NO_ORDER)
     def get(self, order_id: int):
         """One order (owner or admin)."""
-        return service.get_order(order_id, *_viewer())
+        return service.get_order(order_id, current_actor())
 
 
 @blp.route("/<dbint:order_id>/pay")
@@ -71,7 +65,7 @@ class OrderPay(MethodView):
     @blp.errors(NO_ORDER, (409, "The order is not reserved."))
     def post(self, order_id: int):
         """Pay a reserved order."""
-        return service.pay_order(order_id, *_viewer())
+        return service.pay_order(order_id, current_actor())
 
 
 @blp.route("/<dbint:order_id>/cancel")
@@ -82,4 +76,4 @@ class OrderCancel(MethodView):
     @blp.errors(NO_ORDER, (409, "The order is neither pending nor reserved."))
     def post(self, order_id: int):
         """Cancel a pending or reserved order; reserved stock is returned at once."""
-        return service.cancel_order(order_id, *_viewer())
+        return service.cancel_order(order_id, current_actor())

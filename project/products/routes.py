@@ -2,6 +2,7 @@
 
 from flask.views import MethodView
 
+from project.guard import Role, auth_required
 from project.openapi import Blueprint
 from project.pagination import page_of
 from project.products import service, sync
@@ -15,7 +16,6 @@ from project.products.schemas import (
     SyncJobSchema,
     SyncStatusSchema,
 )
-from project.security import auth_required
 
 blp = Blueprint(
     "products",
@@ -38,7 +38,7 @@ class Products(MethodView):
         return result.value, 200, result.headers
 
     @blp.doc(operationId="createProduct")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(ProductInSchema)
     @blp.response(201, ProductSchema)
     @blp.errors(SKU_TAKEN)
@@ -61,7 +61,7 @@ class ProductSearch(MethodView):
 @blp.route("/sync")
 class ProductSync(MethodView):
     @blp.doc(operationId="syncProducts")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(202, SyncJobSchema)
     @blp.errors((503, "The job queue is down."))
     def post(self):
@@ -72,7 +72,7 @@ class ProductSync(MethodView):
 @blp.route("/sync/status")
 class ProductSyncStatus(MethodView):
     @blp.doc(operationId="getSyncStatus")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(200, SyncStatusSchema)
     def get(self):
         """The last sync run (admin)."""
@@ -90,7 +90,7 @@ class ProductItem(MethodView):
         return result.value, 200, result.headers
 
     @blp.doc(operationId="replaceProduct")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(ProductInSchema)
     @blp.response(200, ProductSchema)
     @blp.errors(NO_PRODUCT, SKU_TAKEN)
@@ -99,7 +99,7 @@ class ProductItem(MethodView):
         return service.update_product(product_id, data)
 
     @blp.doc(operationId="updateProduct")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(ProductPatchSchema)
     @blp.response(200, ProductSchema)
     @blp.errors(NO_PRODUCT, SKU_TAKEN)
@@ -108,7 +108,7 @@ class ProductItem(MethodView):
         return service.update_product(product_id, data)
 
     @blp.doc(operationId="deleteProduct")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(204)
     @blp.errors(NO_PRODUCT)
     def delete(self, product_id):
@@ -119,7 +119,7 @@ class ProductItem(MethodView):
 @blp.route("/<dbint:product_id>/stock")
 class ProductStock(MethodView):
     @blp.doc(operationId="adjustStock")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(StockDeltaSchema)
     @blp.response(200, ProductSchema)
     @blp.errors(NO_PRODUCT, (409, "The stock would go below zero (or above the maximum)."))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from project.guard import auth_required, current_actor
 from project.openapi import Blueprint
 from project.pagination import PaginationArgs, page_of
 from project.projects import service
@@ -16,15 +17,10 @@ from project.projects.schemas import (
     TaskSchema,
     TaskUpdateSchema,
 )
-from project.security import auth_required, current_user
 
 blp = Blueprint(
     "projects", __name__, url_prefix="/api/v1/projects", description="Projects, members and tasks."
 )
-
-
-def _actor() -> service.Actor:
-    return service.Actor.of(current_user())
 
 
 # Anyone but the owner, a member or an admin gets a 404: the project's existence is not revealed.
@@ -41,7 +37,7 @@ class Projects(MethodView):
     @blp.response(200, page_of(ProjectSchema))
     def get(self, args):
         """List the projects you own or are a member of (an admin sees all), oldest first."""
-        return service.list_projects(_actor(), args["page"], args["per_page"])
+        return service.list_projects(current_actor(), args["page"], args["per_page"])
 
     @blp.doc(operationId="createProject")
     @auth_required()
@@ -49,7 +45,7 @@ class Projects(MethodView):
     @blp.response(201, ProjectSchema)
     def post(self, data):
         """Create a project; you become its owner."""
-        return service.create_project(_actor(), **data)
+        return service.create_project(current_actor(), **data)
 
 
 @blp.route("/<dbint:project_id>")
@@ -60,7 +56,7 @@ class ProjectDetail(MethodView):
     @blp.errors(NO_PROJECT)
     def get(self, project_id):
         """Get a project (owner, member or admin)."""
-        return service.get_project(_actor(), project_id)
+        return service.get_project(current_actor(), project_id)
 
     @blp.doc(operationId="updateProject")
     @auth_required()
@@ -69,7 +65,7 @@ class ProjectDetail(MethodView):
     @blp.errors(NOT_MANAGER, NO_PROJECT)
     def patch(self, data, project_id):
         """Update a project's name or description (owner or admin); an empty body changes nothing."""
-        return service.update_project(_actor(), project_id, data)
+        return service.update_project(current_actor(), project_id, data)
 
     @blp.doc(operationId="deleteProject")
     @auth_required()
@@ -77,7 +73,7 @@ class ProjectDetail(MethodView):
     @blp.errors(NOT_MANAGER, NO_PROJECT)
     def delete(self, project_id):
         """Delete a project and its tasks (owner or admin)."""
-        service.delete_project(_actor(), project_id)
+        service.delete_project(current_actor(), project_id)
 
 
 @blp.route("/<dbint:project_id>/members/<dbint:user_id>")
@@ -88,7 +84,7 @@ class ProjectMember(MethodView):
     @blp.errors(NOT_MANAGER, (404, "No such project or user."), (409, "The owner cannot be a member too."))
     def post(self, project_id, user_id):
         """Add a member (owner or admin); idempotent; 404 for an unknown user, 409 for the owner."""
-        return service.add_member(_actor(), project_id, user_id)
+        return service.add_member(current_actor(), project_id, user_id)
 
     @blp.doc(operationId="removeMember")
     @auth_required()
@@ -98,7 +94,7 @@ class ProjectMember(MethodView):
     )
     def delete(self, project_id, user_id):
         """Remove a member (owner or admin) and unassign their tasks; 404 for a non-member."""
-        return service.remove_member(_actor(), project_id, user_id)
+        return service.remove_member(current_actor(), project_id, user_id)
 
 
 @blp.route("/<dbint:project_id>/tasks")
@@ -110,7 +106,7 @@ class Tasks(MethodView):
     @blp.errors(NO_PROJECT)
     def get(self, args, project_id):
         """List a project's tasks, oldest first; filters `status`, `assignee_id`."""
-        return service.list_tasks(_actor(), project_id, **args)
+        return service.list_tasks(current_actor(), project_id, **args)
 
     @blp.doc(operationId="createTask")
     @auth_required()
@@ -119,7 +115,7 @@ class Tasks(MethodView):
     @blp.errors(NO_PROJECT)
     def post(self, data, project_id):
         """Create a task (`status` defaults to `todo`); the assignee must be the owner or a member."""
-        return service.create_task(_actor(), project_id, **data)
+        return service.create_task(current_actor(), project_id, **data)
 
 
 @blp.route("/<dbint:project_id>/tasks/<dbint:task_id>")
@@ -130,7 +126,7 @@ class TaskDetail(MethodView):
     @blp.errors(NO_TASK)
     def get(self, project_id, task_id):
         """Get a task."""
-        return service.get_task(_actor(), project_id, task_id)
+        return service.get_task(current_actor(), project_id, task_id)
 
     @blp.doc(operationId="updateTask")
     @auth_required()
@@ -139,7 +135,7 @@ class TaskDetail(MethodView):
     @blp.errors(NO_TASK)
     def patch(self, data, project_id, task_id):
         """Update a task: title, description, status, assignee_id (null unassigns), due_date."""
-        return service.update_task(_actor(), project_id, task_id, data)
+        return service.update_task(current_actor(), project_id, task_id, data)
 
     @blp.doc(operationId="deleteTask")
     @auth_required()
@@ -147,4 +143,4 @@ class TaskDetail(MethodView):
     @blp.errors(NO_TASK)
     def delete(self, project_id, task_id):
         """Delete a task."""
-        service.delete_task(_actor(), project_id, task_id)
+        service.delete_task(current_actor(), project_id, task_id)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from flask import g
 from flask.views import MethodView
 
+from project.guard import Role, auth_required, current_actor
 from project.openapi import Blueprint
 from project.pagination import page_of
-from project.security import auth_required, current_user
 from project.users import service
 from project.users.schemas import AdminUpdateUserSchema, RoleSchema, UpdateMeSchema, UserListArgs, UserSchema
 
@@ -21,7 +20,7 @@ class Me(MethodView):
     @blp.response(200, UserSchema)
     def get(self):
         """The current user."""
-        return current_user()
+        return service.get_user(current_actor().id)
 
     @blp.doc(operationId="updateMe")
     @auth_required()
@@ -32,13 +31,13 @@ class Me(MethodView):
         """Update my username, email (then unverified; a new link is sent) or password
         (needs current_password; ends every other session)."""
 
-        return service.update_me(current_user(), g.token_claims["sid"], **data)
+        return service.update_me(current_actor(), **data)
 
 
 @blp.route("")
 class Users(MethodView):
     @blp.doc(operationId="listUsers")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(UserListArgs, location="query")
     @blp.response(200, page_of(UserSchema))
     def get(self, args):
@@ -54,10 +53,10 @@ class UserById(MethodView):
     @blp.errors((404, "No such user, or another user's id for a non-admin."))
     def get(self, user_id: int):
         """One user (admin, or the user themself; anyone else's id is a 404)."""
-        return service.get_visible_user(current_user(), user_id)
+        return service.get_visible_user(current_actor(), user_id)
 
     @blp.doc(operationId="updateUser")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(AdminUpdateUserSchema)
     @blp.response(200, UserSchema)
     @blp.errors((404, "No such user."), (409, "Email or username taken, or the last active admin."))
@@ -66,7 +65,7 @@ class UserById(MethodView):
         return service.admin_update_user(user_id, **data)
 
     @blp.doc(operationId="deleteUser")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(204)
     @blp.errors((404, "No such user."), (409, "The last active admin cannot be deleted."))
     def delete(self, user_id: int):
@@ -77,7 +76,7 @@ class UserById(MethodView):
 @blp.route("/<dbint:user_id>/role")
 class UserRole(MethodView):
     @blp.doc(operationId="setUserRole")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(RoleSchema)
     @blp.response(200, UserSchema)
     @blp.errors((404, "No such user."), (409, "The last active admin cannot be demoted."))
@@ -89,7 +88,7 @@ class UserRole(MethodView):
 @blp.route("/<dbint:user_id>/deactivate")
 class DeactivateUser(MethodView):
     @blp.doc(operationId="deactivateUser")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(200, UserSchema)
     @blp.errors((404, "No such user."), (409, "The last active admin cannot be deactivated."))
     def post(self, user_id: int):
@@ -100,7 +99,7 @@ class DeactivateUser(MethodView):
 @blp.route("/<dbint:user_id>/activate")
 class ActivateUser(MethodView):
     @blp.doc(operationId="activateUser")
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(200, UserSchema)
     @blp.errors((404, "No such user."))
     def post(self, user_id: int):

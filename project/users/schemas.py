@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from project.guard import ROLES
 from project.pagination import PaginationArgs
-from project.users.models import ROLES
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}$"
 
