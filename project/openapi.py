@@ -89,7 +89,7 @@ SECURITY_SCHEMES = {
     },
 }
 # Either scheme: both end in `Authorization: Bearer <access token>`.
-SECURITY = [{"bearerAuth": []}, {"OAuth2": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"OAuth2": []}]
 BODY_LOCATIONS = ("json", "form", "files")
 
 
