@@ -8,7 +8,7 @@ PORT ?= 5000
 CLIENT_VENV ?= .venv-client
 CLIENT_STAMP := $(CLIENT_VENV)/.installed-$(shell cat requirements-client.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint fuzz bench proto worker scheduler grpc clean docs-assets client-check
+.PHONY: install run test lint fuzz bench bench-catalogue proto worker scheduler grpc clean docs-assets client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench: install  ## every benchmark: catalogue, orders, token check
 	$(BIN)/python bench/catalogue.py
 	$(BIN)/python bench/orders.py
 	$(BIN)/python bench/token_check.py
+
+bench-catalogue: install  ## 10k and 1M products: list, filters, search, deep pages, with plans
+	$(BIN)/python bench/catalogue.py
 
 # The generated code is checked in (project/rpc/generated); run this after editing protos/.
 # protoc writes `import auth_pb2`, which only works from that directory: make it a package import.
