@@ -8,7 +8,7 @@ PORT ?= 5000
 CLIENT_VENV ?= .venv-client
 CLIENT_STAMP := $(CLIENT_VENV)/.installed-$(shell cat requirements-client.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint fuzz bench bench-catalogue proto worker scheduler grpc clean docs-assets client-check
+.PHONY: install run test lint fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean docs-assets client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,10 +42,13 @@ fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES pe
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider
 
 # Benchmarks need PostgreSQL and Redis; each writes its figures to bench/results/<name>.json.
-bench: install  ## every benchmark: catalogue, orders, token check
+bench: install  ## every benchmark: catalogue, orders, HTTP hot paths (+ gRPC token check)
 	$(BIN)/python bench/catalogue.py
 	$(BIN)/python bench/orders.py
-	$(BIN)/python bench/token_check.py
+	$(BIN)/python bench/http.py
+
+bench-gunicorn: install  ## gunicorn settings side by side (how gunicorn.conf.py's defaults were chosen)
+	$(BIN)/python bench/gunicorn_settings.py
 
 bench-catalogue: install  ## 10k and 1M products: list, filters, search, deep pages, with plans
 	$(BIN)/python bench/catalogue.py

@@ -77,7 +77,9 @@ class Config:
     JWT_SECRET_KEY = env_str("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)
 
     SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", sqlite_url())
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # No pool pre-ping: it is one more round trip on every request. A connection the server
+    # ended fails once (a 503; the token check retries it) and the pool replaces it.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # Unset: cache, rate limits and jobs run inside the one process.
     REDIS_URL = env_str("REDIS_URL")
 

@@ -9,7 +9,7 @@ Every feature's blueprint is a `project.openapi.Blueprint`; on top of flask-smor
 - Answers documented on every operation without being written: 422 where arguments are parsed,
   400 and 413 where a request body is read, 429 on rate-limited blueprints. Anything else (500,
   503) is the `default` response, in the error shape too.
-- `@blp.cached_response(Schema)`: a cached GET's 200 with `X-Cache` and `ETag`, its 304 and the
+- `@blp.cacheable_response(Schema)`: a cached GET's 200 with `X-Cache` and `ETag`, its 304 and the
   `If-None-Match` request header.
 
 Operations name themselves with `@blp.doc(operationId="listProducts")` (tests/test_openapi.py
@@ -144,7 +144,7 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
-    def cached_response(self, schema: Any) -> Callable[[F], F]:
+    def cacheable_response(self, schema: Any) -> Callable[[F], F]:
         """A cached GET: 200 with `X-Cache` and `ETag`, and 304 when `If-None-Match` matches."""
 
         def decorator(func: F) -> F:

@@ -2,6 +2,7 @@
 
 from flask.views import MethodView
 
+from project.caching import answer, cached_response
 from project.openapi import Blueprint
 from project.pagination import page_of
 from project.posts import service
@@ -16,24 +17,28 @@ blp = Blueprint(
 UPSTREAM_DOWN = (502, "The upstream failed and no copy is cached.")
 
 
+def cached(kind, query=None):
+    return cached_response(service.NAMESPACE, kind, "POSTS_CACHE_TTL", query, versioned=False)
+
+
 @blp.route("")
 class Posts(MethodView):
     @blp.doc(operationId="listPosts")
+    @cached("list", PostListArgs)
     @blp.arguments(PostListArgs, location="query")
-    @blp.cached_response(page_of(PostSchema))
+    @blp.cacheable_response(page_of(PostSchema))
     @blp.errors(UPSTREAM_DOWN)
     def get(self, args):
         """List posts, filtered by `q` (title or body) and `user_id` (cached)."""
-        result = service.list_posts(**args)
-        return result.value, 200, result.headers
+        return answer(service.list_posts(**args))
 
 
 @blp.route("/<int:post_id>")
 class PostItem(MethodView):
     @blp.doc(operationId="getPost")
-    @blp.cached_response(PostSchema)
+    @cached("detail")
+    @blp.cacheable_response(PostSchema)
     @blp.errors((404, "The upstream has no such post."), UPSTREAM_DOWN)
     def get(self, post_id):
         """One post (cached)."""
-        result = service.get_post(post_id)
-        return result.value, 200, result.headers
+        return answer(service.get_post(post_id))

@@ -2,6 +2,7 @@
 
 from flask.views import MethodView
 
+from project.caching import cached_response
 from project.guard import Role, auth_required
 from project.openapi import Blueprint
 from project.pagination import page_of
@@ -27,15 +28,19 @@ NO_PRODUCT = (404, "No such product (or it was deleted).")
 SKU_TAKEN = (409, "SKU already taken.")
 
 
+def cached(kind, query=None):
+    return cached_response(service.NAMESPACE, kind, "PRODUCTS_CACHE_TTL", query)
+
+
 @blp.route("")
 class Products(MethodView):
     @blp.doc(operationId="listProducts")
+    @cached("list", ProductListArgs)
     @blp.arguments(ProductListArgs, location="query")
-    @blp.cached_response(page_of(ProductSchema))
+    @blp.cacheable_response(page_of(ProductSchema))
     def get(self, args):
         """List products: filters, sort and pagination (cached)."""
-        result = service.list_products(**args)
-        return result.value, 200, result.headers
+        return service.list_products(**args)
 
     @blp.doc(operationId="createProduct")
     @auth_required(Role.ADMIN)
@@ -50,12 +55,12 @@ class Products(MethodView):
 @blp.route("/search")
 class ProductSearch(MethodView):
     @blp.doc(operationId="searchProducts")
+    @cached("search", ProductSearchArgs)
     @blp.arguments(ProductSearchArgs, location="query")
-    @blp.cached_response(page_of(ProductSchema))
+    @blp.cacheable_response(page_of(ProductSchema))
     def get(self, args):
         """Search products by name, description and category (cached)."""
-        result = service.search_products(**args)
-        return result.value, 200, result.headers
+        return service.search_products(**args)
 
 
 @blp.route("/sync")
@@ -82,12 +87,12 @@ class ProductSyncStatus(MethodView):
 @blp.route("/<dbint:product_id>")
 class ProductItem(MethodView):
     @blp.doc(operationId="getProduct")
-    @blp.cached_response(ProductSchema)
+    @cached("detail")
+    @blp.cacheable_response(ProductSchema)
     @blp.errors(NO_PRODUCT)
     def get(self, product_id):
         """One product (cached); a deleted product is 404."""
-        result = service.get_product(product_id)
-        return result.value, 200, result.headers
+        return service.get_product(product_id)
 
     @blp.doc(operationId="replaceProduct")
     @auth_required(Role.ADMIN)
