@@ -1,8 +1,11 @@
 """Worker entry points of the orders feature (the "stock" queue).
 
-`reserve_order` is enqueued by `POST /orders` under a deterministic job id; the scheduler
-runs `expire_reservations` every minute and `requeue_lost_orders` every
-ORDERS_RECOVERY_INTERVAL_SECONDS (default 60; project/schedule.py).
+Reservations are coalesced into drain jobs: `POST /orders` commits the order, then calls
+`request_drain()`, which queues a `drain_orders` job only if none is queued and not yet
+started (the `orders:drain:queued` flag, one Redis round trip for most POSTs). A drain
+reserves pending orders, oldest first, one short transaction each, until none is left. The
+scheduler runs `expire_reservations` every minute and the safety net `requeue_lost_orders`
+every ORDERS_RECOVERY_INTERVAL_SECONDS (default 60; project/schedule.py).
 """
 
 from __future__ import annotations
@@ -10,43 +13,69 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from datetime import timedelta
 
 from flask import current_app
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
 from project import jobs
 from project.database import utcnow
-from project.extensions import redis_client
+from project.extensions import db, redis_client
 from project.orders import state_machine
+from project.products.service import invalidate_cache as invalidate_product_cache
+from project.redis_client import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
 RESERVE_BACKOFF = (5, 30, 120)
-# An order whose reservation was lost this many times is failed, not re-queued forever
-# (a job that always kills its worker would otherwise come back every minute).
+# An order whose reservation raised this many times (the first try and every retry) is failed.
+RESERVE_TRIES = len(RESERVE_BACKOFF) + 1
+# An order that the safety net finds at the head of a stalled queue this many times (a job
+# that always kills its worker) is failed, not re-queued forever.
 MAX_REQUEUES = 5
 GAVE_UP_REASON = "The reservation could not be processed; please order again."
-# A retry or a queued job this late (seconds) past its time is stuck: no scheduler moved it.
+# A retry this late (seconds) past its time is stuck: no scheduler moved it.
 OVERDUE_SECONDS = 60
+# Set while a drain job is queued and not yet started; removed by the drain before it reads.
+DRAIN_FLAG = "orders:drain:queued"
+DRAIN_JOB_PREFIX = "orders-drain-"
+# Orders reserved between two product-cache bumps.
+CACHE_BUMP_EVERY = 50
 
 
-def reservation_job_id(order_id: int) -> str:
-    return f"orders-reserve-{order_id}"
+def request_drain() -> str:
+    """Make sure a drain runs after the caller's commit. Returns "queued" (a new drain job),
+    "waiting" (a queued drain has not started yet: it will see the order), "inline" (no
+    Redis: drained in this process now) or "down" (Redis unreachable: the safety net will).
 
-
-def enqueue_reservation(order_id: int) -> jobs.EnqueuedJob | None:
-    """Queue the reservation of a committed order; None when Redis is down (recovered later).
-
-    The job is deleted once it succeeds (nothing reads its result; the order row is the
-    record), which also spares Redis a result entry per order.
+    Why no order is missed: a drain deletes the flag before its first read, so an order
+    committed before the deletion is seen by that drain, and one committed after it finds
+    the flag absent and queues a new drain.
     """
+    client = redis_client.client
+    if client is not None:
+        try:
+            ttl = current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"]
+            if not client.set(DRAIN_FLAG, 1, nx=True, ex=ttl):
+                return "waiting"
+        except REDIS_ERRORS as exc:
+            log.error("could not flag a drain: %s", exc.__class__.__name__)
+            return "down"
+    job = _enqueue_drain()
+    if job is None:
+        if client is not None:
+            with contextlib.suppress(*REDIS_ERRORS):  # else it expires; the safety net covers it
+                client.delete(DRAIN_FLAG)  # let the next POST try again
+        return "down"
+    return "inline" if job.inline else "queued"
+
+
+def _enqueue_drain() -> jobs.EnqueuedJob | None:
+    """A drain job (deleted once it succeeds: the order rows are the record)."""
     return jobs.enqueue(
         "stock",
-        reserve_order,
-        order_id,
-        job_id=reservation_job_id(order_id),
+        drain_orders,
+        job_id=f"{DRAIN_JOB_PREFIX}{uuid.uuid4().hex}",
         retries=len(RESERVE_BACKOFF),
         backoff=RESERVE_BACKOFF,
         timeout=current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"],
@@ -54,8 +83,44 @@ def enqueue_reservation(order_id: int) -> jobs.EnqueuedJob | None:
     )
 
 
-def reserve_order(order_id: int) -> str | None:
-    return state_machine.reserve(order_id)
+def drain_orders() -> int:
+    """Reserve pending orders, oldest first, each in its own transaction, until none is left.
+
+    Concurrent drains skip each other's orders (FOR UPDATE SKIP LOCKED). Stops after half
+    the job timeout and asks for a follow-up drain, so a busy stream never times a drain out.
+    An order whose reservation raises fails the job (RQ retries it after RESERVE_BACKOFF);
+    on its RESERVE_TRIES-th error the order is failed with GAVE_UP_REASON and the drain goes
+    on. Returns how many orders it settled.
+    """
+    client = redis_client.client
+    if client is not None:
+        client.delete(DRAIN_FLAG)
+    stop_at = time.monotonic() + current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"] / 2
+    settled = 0
+    try:
+        while True:
+            if time.monotonic() > stop_at:
+                request_drain()
+                break
+            order = state_machine.lock_next_pending()
+            if order is None:
+                break
+            order_id = order.id
+            try:
+                state_machine.reserve_locked(order, bump_cache=False)
+            except Exception:
+                db.session.rollback()
+                if _count(f"orders:errors:{order_id}") < RESERVE_TRIES:
+                    raise
+                log.exception("order %s: reservation failed on its last try", order_id)
+                state_machine.fail(order_id, GAVE_UP_REASON)
+            settled += 1
+            if settled % CACHE_BUMP_EVERY == 0:
+                invalidate_product_cache()
+    finally:
+        if settled % CACHE_BUMP_EVERY:
+            invalidate_product_cache()
+    return settled
 
 
 def expire_reservations() -> int:
@@ -63,86 +128,52 @@ def expire_reservations() -> int:
 
 
 def requeue_lost_orders() -> int:
-    """Settle pending orders older than ORDERS_REQUEUE_AFTER_SECONDS whose reservation is lost.
-
-    Run by the scheduler (every ORDERS_RECOVERY_INTERVAL_SECONDS). For each such order, its
-    RQ job (`_job_fate`) is either still on its way (queued, running, waiting for a retry:
-    left alone), failed for good (its last retry failed: the order is failed with a reason),
-    or lost: never queued (Redis was down), its worker killed and its retries spent elsewhere,
-    stuck past its time, or gone from Redis. A lost reservation is queued again, at most
-    MAX_REQUEUES times; after that the order is failed. Reservation is idempotent, so a
-    duplicate run at worst changes nothing. Returns how many were queued again.
+    """The safety net: pending orders older than ORDERS_REQUEUE_AFTER_SECONDS and no drain on
+    its way (queued, running, or a retry due) means their drain was lost (Redis was down at
+    the POST, a worker was killed and its retries spent, a drain failed for good): queue a
+    drain. The oldest such order is the one every drain starts with; found stalled more than
+    MAX_REQUEUES times (a job that always kills its worker) it is failed instead. Returns how
+    many stale orders the new drain covers.
     """
     after = current_app.config["ORDERS_REQUEUE_AFTER_SECONDS"]
     ids = state_machine.stale_pending_ids(utcnow() - timedelta(seconds=after))
-    fates = _job_fates(ids)
-    requeued = []
-    for order_id in ids:
-        fate = fates.get(order_id, LOST)
-        if fate == ON_ITS_WAY:
-            continue
-        if fate == FAILED:
-            state_machine.fail(order_id, GAVE_UP_REASON)
-            log.error("order %s: reservation failed on its last try, order failed", order_id)
-        elif _count_requeue(order_id) > MAX_REQUEUES:
-            state_machine.fail(order_id, GAVE_UP_REASON)
-            log.error("order %s: reservation lost %s times, order failed", order_id, MAX_REQUEUES)
-        elif enqueue_reservation(order_id):
-            requeued.append(order_id)
-    if requeued:
-        log.warning("re-enqueued %s lost order reservations: %s", len(requeued), requeued[:20])
-    return len(requeued)
+    if not ids or _drain_on_its_way():
+        return 0
+    if _count(f"orders:requeues:{ids[0]}") > MAX_REQUEUES:
+        state_machine.fail(ids[0], GAVE_UP_REASON)
+        log.error("order %s: its drain was lost %s times, order failed", ids[0], MAX_REQUEUES)
+        ids = ids[1:]
+    if not ids or _enqueue_drain() is None:
+        return 0
+    log.warning("queued a drain for %s stale pending orders: %s", len(ids), ids[:20])
+    return len(ids)
 
 
-def _count_requeue(order_id: int) -> int:
-    """How many times this order's reservation has been found lost (kept a day in Redis)."""
+def _count(key: str) -> int:
+    """Count one more event under `key` (kept a day in Redis); 1 in inline mode (no Redis)."""
     client = redis_client.client
     if client is None:
-        return 1  # inline mode: the reservation ran in the request; nothing to count
-    key = f"orders:requeues:{order_id}"
+        return 1
     pipe = client.pipeline()
     pipe.incr(key)
     pipe.expire(key, 24 * 3600)
     return int(pipe.execute()[0])
 
 
-ON_ITS_WAY, FAILED, LOST = "on its way", "failed", "lost"
-
-
-def _job_fates(order_ids: list[int]) -> dict[int, str]:
-    """What became of each order's reservation job (see requeue_lost_orders)."""
-    if not order_ids or not redis_client.enabled:
-        return {}
-    connection = redis_client.client
+def _drain_on_its_way() -> bool:
+    """A drain job is queued, running (within its heartbeat deadline), or waiting for a retry
+    that is not overdue. RQ's own sweep runs first: a dead worker's drain is retried or failed."""
+    if not redis_client.enabled:
+        return False
     queue = jobs.get_queue("stock")
-    # RQ's own sweep of the running jobs: one whose worker died (past its timeout) is
-    # retried (parked for its backoff) or, with no retry left, failed.
     queue.started_job_registry.cleanup()
-    job_ids = [reservation_job_id(order_id) for order_id in order_ids]
-    found = Job.fetch_many(job_ids, connection=connection)
-    queued: set[str] | None = None
-    now = time.time()
-    fates = {}
-    for order_id, job in zip(order_ids, found, strict=True):
-        status = job.get_status(refresh=False) if job is not None else None
-        fate = LOST
-        if status == JobStatus.FAILED:
-            fate = FAILED
-        elif status == JobStatus.STARTED:
-            started = job.started_at.timestamp() if job.started_at else now
-            if started + (job.timeout or 0) + OVERDUE_SECONDS > now:
-                fate = ON_ITS_WAY
-        elif status == JobStatus.SCHEDULED:
-            due = connection.zscore(queue.scheduled_job_registry.key, job.id)
-            if due is not None and due + OVERDUE_SECONDS > now:
-                fate = ON_ITS_WAY
-        elif status == JobStatus.QUEUED:
-            if queued is None:  # read once, only when needed
-                queued = set(queue.get_job_ids()) | set(queue.intermediate_queue.get_job_ids())
-            if job.id in queued:
-                fate = ON_ITS_WAY
-        if fate == LOST and job is not None:
-            with contextlib.suppress(NoSuchJobError):
-                job.delete()  # its record would shadow the new job's registries
-        fates[order_id] = fate
-    return fates
+    live = [
+        *queue.get_job_ids(),
+        *queue.intermediate_queue.get_job_ids(),
+        *queue.started_job_registry.get_job_ids(),
+    ]
+    if any(job_id.startswith(DRAIN_JOB_PREFIX) for job_id in live):
+        return True
+    overdue = time.time() - OVERDUE_SECONDS
+    scheduled = queue.connection.zrangebyscore(queue.scheduled_job_registry.key, overdue, "+inf")
+    return any(job_id.decode().startswith(DRAIN_JOB_PREFIX) for job_id in scheduled)

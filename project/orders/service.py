@@ -17,7 +17,7 @@ from project.errors import Conflict, NotFound, field_error
 from project.extensions import db
 from project.guard import Actor
 from project.orders import state_machine
-from project.orders.jobs import enqueue_reservation
+from project.orders.jobs import request_drain
 from project.orders.models import Order, OrderItem
 from project.pagination import paginate
 from project.products.models import Product
@@ -71,10 +71,10 @@ def create_order(user_id: int, items: list[dict], idempotency_key: str | None = 
         return _replay(winner, request_hash)
 
     # Committed first: if Redis is down the order waits for requeue_lost_orders.
-    job = enqueue_reservation(order.id)
-    if job is None:
+    drain = request_drain()
+    if drain == "down":
         log.warning("order %s stored, its reservation not queued (Redis down)", order.id)
-    elif job.inline:  # reserved (or failed) in this request already
+    elif drain == "inline":  # reserved (or failed) in this request already
         return db.session.get(Order, order.id)
     return order
 

@@ -91,16 +91,47 @@ def _shortfall_reason(item: OrderItem) -> str:
     )[:255]
 
 
-def reserve(order_id: int) -> str | None:
+def reserve(order_id: int, *, bump_cache: bool = True) -> str | None:
     """Reserve the stock of every item of a pending order, or none; returns the final status.
 
     Acts only on a `pending` order, so a second run (a retry, a duplicate job, a job after
     a cancel) changes nothing.
     """
-    order = _lock(order_id)
+    return reserve_locked(_lock(order_id), bump_cache=bump_cache)
+
+
+def lock_next_pending() -> Order | None:
+    """The oldest pending order that no other transaction holds, locked (FOR UPDATE SKIP
+    LOCKED on PostgreSQL: concurrent drains never take the same order); None when none is left
+    (the transaction is then closed)."""
+    next_id = (
+        select(Order.id)
+        .where(Order.status == "pending")
+        .order_by(Order.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(Order)
+        .where(Order.id == next_id)
+        .options(joinedload(Order.items))
+        .with_for_update(of=Order)
+        .execution_options(populate_existing=True)
+    )
+    order = db.session.scalars(stmt).unique().first()
+    if order is None:
+        db.session.rollback()
+    return order
+
+
+def reserve_locked(order: Order | None, *, bump_cache: bool = True) -> str | None:
+    """`reserve` of an order already locked by this transaction; commits or rolls back.
+    `bump_cache=False` leaves the product-cache bump to the caller (once per batch)."""
     if order is None or order.status != "pending":
         db.session.rollback()
         return order.status if order else None
+    order_id = order.id
     for item in _by_product(order.items):
         if not _take(item):
             reason = _shortfall_reason(item)
@@ -110,7 +141,8 @@ def reserve(order_id: int) -> str | None:
         db.session.rollback()  # cancelled meanwhile (SQLite has no row lock): undo the stock
         return None
     db.session.commit()
-    invalidate_product_cache()
+    if bump_cache:
+        invalidate_product_cache()
     return "reserved"
 
 

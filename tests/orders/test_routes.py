@@ -6,15 +6,11 @@ PostgreSQL + Redis alike.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
-from rq.exceptions import NoSuchJobError
 
 from project import jobs as queue_jobs
-from project.extensions import redis_client
 from project.orders import jobs as order_jobs
-from project.orders import service
+from project.orders import service, state_machine
 from project.orders.models import Order
 from tests.orders.conftest import ORDERS
 
@@ -177,7 +173,7 @@ def test_same_key_and_body_returns_the_first_order(app, place, make_product, use
     with app.app_context():
         assert Order.query.count() == 1
         queued = queue_jobs.get_queue("stock").job_ids
-    assert queued == [order_jobs.reservation_job_id(first.get_json()["id"])]
+    assert len(queued) == 1 and queued[0].startswith(order_jobs.DRAIN_JOB_PREFIX)
 
 
 def test_same_key_other_body_is_409(place, make_product, user_headers):
@@ -382,13 +378,61 @@ def test_admin_may_cancel_and_pay_any_order(
 def test_a_job_run_twice_reserves_once(app, client, place, make_product, stock_of, user_headers, run_jobs):
     pid = make_product(stock=5)
     order = place(user_headers, [(pid, 2)]).get_json()
-    with app.app_context():  # a duplicate delivery under another job id
-        queue_jobs.enqueue("stock", order_jobs.reserve_order, order["id"], job_id="duplicate")
+    with app.app_context():  # a duplicate drain under another job id
+        queue_jobs.enqueue("stock", order_jobs.drain_orders, job_id="duplicate")
     run_jobs(("stock",))
     assert stock_of(pid) == 3
     with app.app_context():
-        assert order_jobs.reserve_order(order["id"]) == "reserved"
+        assert order_jobs.drain_orders() == 0
+        assert state_machine.reserve(order["id"]) == "reserved"
+    assert client.get(f"{ORDERS}/{order['id']}", headers=user_headers).get_json()["status"] == "reserved"
     assert stock_of(pid) == 3
+
+
+def test_one_drain_reserves_every_order_posted_before_it(
+    app, client, place, make_product, stock_of, user_headers, run_jobs
+):
+    pid = make_product(stock=10)
+    ids = [place(user_headers, [(pid, 2)]).get_json()["id"] for _ in range(4)]
+    with app.app_context():  # the first POST queued a drain; the others found it waiting
+        assert len(queue_jobs.get_queue("stock").job_ids) == 1
+    run_jobs(("stock",))
+    statuses = [client.get(f"{ORDERS}/{i}", headers=user_headers).get_json()["status"] for i in ids]
+    assert statuses == ["reserved"] * 4
+    assert stock_of(pid) == 2
+    # The drain removed its flag before reading: the next POST queues a new drain.
+    later = place(user_headers, [(pid, 2)]).get_json()["id"]
+    run_jobs(("stock",))
+    assert client.get(f"{ORDERS}/{later}", headers=user_headers).get_json()["status"] == "reserved"
+    assert stock_of(pid) == 0
+
+
+def test_an_order_whose_reservation_raises_on_every_try_is_failed_with_a_reason(
+    app, client, place, make_product, stock_of, user_headers, monkeypatch
+):
+    from sqlalchemy.exc import OperationalError
+
+    bad, good = make_product(stock=5), make_product(stock=5)
+    poison = place(user_headers, [(bad, 1)]).get_json()["id"]
+    fine = place(user_headers, [(good, 1)]).get_json()["id"]
+    take = state_machine._take
+
+    def take_or_raise(item):
+        if item.product_id == bad:
+            raise OperationalError("UPDATE products", {}, Exception("server closed the connection"))
+        return take(item)
+
+    monkeypatch.setattr(state_machine, "_take", take_or_raise)
+    with app.app_context():
+        for _ in range(order_jobs.RESERVE_TRIES - 1):  # the first try and the retries but one
+            with pytest.raises(OperationalError):
+                order_jobs.drain_orders()
+        assert client.get(f"{ORDERS}/{poison}", headers=user_headers).get_json()["status"] == "pending"
+        assert order_jobs.drain_orders() == 2  # the last try: failed, and the drain goes on
+    order = client.get(f"{ORDERS}/{poison}", headers=user_headers).get_json()
+    assert (order["status"], order["failure_reason"]) == ("failed", order_jobs.GAVE_UP_REASON)
+    assert client.get(f"{ORDERS}/{fine}", headers=user_headers).get_json()["status"] == "reserved"
+    assert (stock_of(bad), stock_of(good)) == (5, 4)
 
 
 # --- recovery ----------------------------------------------------------------------------
@@ -475,16 +519,13 @@ def test_cached_product_shows_stock_moved_by_orders(client, user_headers, make_p
 def test_an_order_lost_again_and_again_is_failed_not_requeued_forever(
     app, client, place, make_product, stock_of, user_headers, in_app
 ):
-    from rq.job import Job
-
     pid = make_product(stock=5)
     order_id = place(user_headers, [(pid, 1)]).get_json()["id"]
-    job_id = order_jobs.reservation_job_id(order_id)
     counts = []
     for _ in range(order_jobs.MAX_REQUEUES + 2):
-        with app.app_context(), contextlib.suppress(NoSuchJobError):
-            # Every (re-)queued job vanishes before it runs, as when Redis loses it.
-            Job.fetch(job_id, connection=redis_client.client).delete()
+        with app.app_context():
+            # Every (re-)queued drain vanishes before it runs, as when Redis loses it.
+            queue_jobs.get_queue("stock").empty()
         counts.append(in_app(order_jobs.requeue_lost_orders))
     assert counts == [1] * order_jobs.MAX_REQUEUES + [0, 0]
     order = client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()

@@ -91,14 +91,14 @@ def test_concurrent_pay_and_cancel_one_wins(
     assert stock_of(pid) == (3 if winners == ["paid"] else 5)
 
 
-def test_a_job_delivered_twice_reserves_once(
+def test_a_drain_delivered_twice_reserves_once(
     app, client, place, make_product, stock_of, user_headers, worker_processes
 ):
     pid = make_product(stock=5)
     order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
     with app.app_context():
         for n in range(3):
-            queue_jobs.enqueue("stock", order_jobs.reserve_order, order_id, job_id=f"dup-{n}")
+            queue_jobs.enqueue("stock", order_jobs.drain_orders, job_id=f"dup-{n}")
     worker_processes(2)
     assert client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()["status"] == "reserved"
     assert stock_of(pid) == 3
@@ -154,24 +154,33 @@ def test_an_order_whose_enqueue_failed_is_reserved_after_recovery(
     assert stock_of(pid) == 3
 
 
-@pytest.mark.app_config(ORDERS_REQUEUE_AFTER_SECONDS=0)
-def test_an_order_whose_reservation_failed_its_last_try_is_failed_with_a_reason(
-    app, client, place, make_product, stock_of, user_headers
+def test_concurrent_drains_take_each_order_once(
+    app, client, make_product, stock_of, make_user, auth_headers, admin_headers, worker_processes
 ):
-    from rq.job import Job, JobStatus
+    pids = [make_product(stock=1000) for _ in range(3)]
+    headers = [auth_headers(make_user()) for _ in range(4)]
+    calls = [
+        lambda c, i=i: c.post(
+            ORDERS,
+            json={"items": [{"product_id": pid, "quantity": 1 + i % 3} for pid in pids[: 1 + i % 3]]},
+            headers=headers[i % 4],
+        )
+        for i in range(60)
+    ]
+    responses = _concurrently(app, calls)
+    assert [r.status_code for r in responses] == [202] * 60
+    with app.app_context():  # and more drains than workers, so they overlap
+        for n in range(6):
+            queue_jobs.enqueue("stock", order_jobs.drain_orders, job_id=f"{order_jobs.DRAIN_JOB_PREFIX}x{n}")
 
-    pid = make_product(stock=5)
-    order_id = place(user_headers, [(pid, 1)]).get_json()["id"]
-    with app.app_context():  # every try failed: RQ holds the job as failed, no retry left
-        queue = queue_jobs.get_queue("stock")
-        job = Job.fetch(order_jobs.reservation_job_id(order_id), connection=queue.connection)
-        queue.remove(job)
-        queue.failed_job_registry.add(job, exc_string="OperationalError")
-        job.set_status(JobStatus.FAILED)
-        assert order_jobs.requeue_lost_orders() == 0
-    order = client.get(f"{ORDERS}/{order_id}", headers=user_headers).get_json()
-    assert (order["status"], order["failure_reason"]) == ("failed", order_jobs.GAVE_UP_REASON)
-    assert stock_of(pid) == 5
+    worker_processes(4)
+
+    assert _statuses(client, admin_headers) == {"reserved": 60}
+    taken = {pid: 0 for pid in pids}
+    for i in range(60):
+        for pid in pids[: 1 + i % 3]:
+            taken[pid] += 1 + i % 3
+    assert [stock_of(pid) for pid in pids] == [1000 - taken[pid] for pid in pids]
 
 
 @contextlib.contextmanager
