@@ -86,26 +86,29 @@ def _enqueue_drain() -> jobs.EnqueuedJob | None:
 def drain_orders() -> int:
     """Reserve pending orders, oldest first, each in its own transaction, until none is left.
 
-    Concurrent drains skip each other's orders (FOR UPDATE SKIP LOCKED). Stops after half
+    Concurrent drains skip each other's orders (FOR UPDATE SKIP LOCKED); a drain that finds
+    a second order queues another drain, so a backlog keeps every worker busy. Stops after half
     the job timeout and asks for a follow-up drain, so a busy stream never times a drain out.
     An order whose reservation raises fails the job (RQ retries it after RESERVE_BACKOFF);
     on its RESERVE_TRIES-th error the order is failed with GAVE_UP_REASON and the drain goes
     on. Returns how many orders it settled.
     """
-    client = redis_client.client
+    client = redis_client.client  # None inline (no Redis): one drain, in the request
     if client is not None:
         client.delete(DRAIN_FLAG)
     stop_at = time.monotonic() + current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"] / 2
     settled = 0
     try:
         while True:
-            if time.monotonic() > stop_at:
+            if client is not None and time.monotonic() > stop_at:
                 request_drain()
                 break
             order = state_machine.lock_next_pending()
             if order is None:
                 break
             order_id = order.id
+            if settled == 1 and client is not None:  # a backlog: call in another worker
+                request_drain()
             try:
                 state_machine.reserve_locked(order, bump_cache=False)
             except Exception:
