@@ -1,0 +1,120 @@
+"""How a request's input is read, bounded and checked: the one place.
+
+- The body: at most `MAX_CONTENT_LENGTH` bytes (a 413 before anything reads it).
+- JSON, through the app's JSON provider (`request.get_json()`, here, before the route; the
+  schemas then read bytes that passed these checks): not valid JSON is a 400; text holding
+  NUL or a lone surrogate, NaN/Infinity, integers of more than `MAX_INT_DIGITS` digits, floats
+  beyond the double range and nesting deeper than `MAX_JSON_DEPTH` are a 422. Checked without
+  recursion, so no input can raise a RecursionError.
+- Path, query, form and headers: no NUL (PostgreSQL text cannot hold it).
+
+`check_request_input` runs before every route, so nothing below it meets such input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, NoReturn
+
+from flask import Flask, Request, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from project.errors import BadRequest, Unprocessable
+
+MAX_JSON_DEPTH = 32
+# Beyond any field's range (the schemas bound every number); far below Python's 4,300-digit
+# int conversion limit, whose ValueError would otherwise escape as a 500.
+MAX_INT_DIGITS = 100
+# NUL, and UTF-16 surrogate code points: after JSON decoding a pair has become one character,
+# so any surrogate left in a str is a lone one (not encodable as UTF-8).
+BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+NUL_MESSAGE = "Text must not contain the NUL character (\\u0000)."
+
+
+class UnsafeJSON(ValueError):
+    """Valid JSON the API refuses (a 422): bad text, bad numbers, nesting too deep."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise UnsafeJSON(f"Numbers must have at most {MAX_INT_DIGITS} digits.")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UnsafeJSON("Numbers must be finite and within the range of a double.")
+    return value
+
+
+def _parse_constant(name: str) -> NoReturn:
+    raise UnsafeJSON(f"{name} is not a number JSON allows.")
+
+
+def check_json_value(value: Any) -> None:
+    """Depth and text of a decoded document, walked with an explicit stack (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            found = BAD_TEXT.search(item)
+            if found:
+                raise UnsafeJSON(NUL_MESSAGE if found.group() == "\x00" else "Text must be valid Unicode.")
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise UnsafeJSON(f"JSON must not be nested more than {MAX_JSON_DEPTH} levels deep.")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing what the API must never meet (see the module docstring)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("parse_int", _parse_int)
+        kwargs.setdefault("parse_float", _parse_float)
+        kwargs.setdefault("parse_constant", _parse_constant)
+        try:
+            value = json.loads(s, **kwargs)
+        except RecursionError as exc:
+            raise UnsafeJSON(f"JSON must not be nested more than {MAX_JSON_DEPTH} levels deep.") from exc
+        check_json_value(value)
+        return value
+
+
+class AppRequest(Request):
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        if isinstance(e, UnsafeJSON):
+            raise Unprocessable(str(e), errors={"json": [str(e)]})
+        # The same answer webargs gives, so every route says it alike.
+        raise BadRequest("The request body is malformed; see errors.", {"json": ["Invalid JSON body."]})
+
+
+def _has_nul(values) -> bool:
+    return any("\x00" in value for value in values)
+
+
+def check_request_input() -> None:
+    """Before every route: the body's size, then NUL anywhere, then the JSON body (if any)."""
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge(f"The request body must be at most {limit} bytes.")
+    texts = [request.path, *request.args.keys(), *(v for _, vs in request.args.lists() for v in vs)]
+    texts += [value for _, value in request.headers.items()]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        texts += [*request.form.keys(), *(v for _, vs in request.form.lists() for v in vs)]
+    if _has_nul(texts):
+        raise Unprocessable(NUL_MESSAGE)
+    # An empty body is no body (webargs reads it so too); anything else is parsed and checked now.
+    if request.is_json and request.get_data(cache=True):
+        request.get_json()
+
+
+def register_input_checks(app: Flask) -> None:
+    app.request_class = AppRequest
+    app.json = JSONProvider(app)
+    app.before_request(check_request_input)
