@@ -144,7 +144,8 @@ def decode(token: str, expected_type: str) -> dict:
         raise Unauthorized("Invalid token.") from exc
     if claims.get("type") != expected_type:
         raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
-    if not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
+    # PyJWT checks `exp` only when present: a signed token without one would never expire.
+    if "exp" not in claims or not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
         raise Unauthorized("Invalid token.")
     return claims
 
