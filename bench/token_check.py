@@ -42,6 +42,7 @@ GRPC_WORKERS = int(os.environ.get("BENCH_GRPC_WORKERS", "8"))
 SECRETS = {
     "SECRET_KEY": "bench-secret-key-0123456789abcdef0123",
     "JWT_SECRET_KEY": "bench-jwt-secret-key-0123456789abcdef",
+    "MAIL_SERVER": "127.0.0.1",  # production refuses to start without one; the bench sends none
 }
 
 

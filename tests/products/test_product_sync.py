@@ -222,7 +222,9 @@ def test_seed_adds_demo_data_once(app, client):
         assert db.session.query(User).count() == 4
 
 
-@pytest.mark.app_config(APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40)
+@pytest.mark.app_config(
+    APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40, MAIL_SERVER="127.0.0.1"
+)
 def test_seed_in_production_never_uses_the_well_known_password(app):
     result = app.test_cli_runner().invoke(args=["seed"])
     assert result.exit_code == 0, result.output
