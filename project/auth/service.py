@@ -25,8 +25,8 @@ from project.security import (
     start_session,
     verify_password,
 )
-from project.users.models import LoginFailure, User
-from project.users.service import create_user, find_by_login, normalize_email
+from project.users.models import LoginFailure, User, normal_form
+from project.users.service import create_user, find_by_login
 
 BAD_CREDENTIALS = "Incorrect login or password."
 
@@ -86,7 +86,7 @@ def login(login_name: str, password: str, user_agent: str | None, ip: str | None
     """
     user = find_by_login(login_name)
     # An account's failures count together whether it was named by email or by username.
-    identifier = f"user:{user.id}" if user else f"login:{login_name.strip().lower()}"[:255]
+    identifier = f"user:{user.id}" if user else f"login:{normal_form(login_name)}"[:255]
     ip = (ip or "unknown")[:64]
     retry_after = _lockout_retry_after(identifier, ip)
     if retry_after is not None:
@@ -181,7 +181,7 @@ def resend_verification(user: User) -> None:
 
 def forgot_password(email: str) -> None:
     """Queue a reset email when an active account has this email; silent either way."""
-    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    user = db.session.scalar(select(User).where(User.email_key == normal_form(email)))
     if user is not None and user.is_active:
         queue_password_reset_email(user.id)
 
