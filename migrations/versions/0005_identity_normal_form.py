@@ -46,10 +46,6 @@ def collisions(rows, field):
 
 
 def upgrade():
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.add_column(sa.Column("email_key", sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column("username_key", sa.String(length=255), nullable=True))
-
     conn = op.get_bind()
     users = sa.table(
         "users",
@@ -59,20 +55,26 @@ def upgrade():
         sa.column("email_key", sa.String),
         sa.column("username_key", sa.String),
     )
-    rows = [dict(row) for row in conn.execute(sa.select(users.c.id, users.c.email, users.c.username).order_by(users.c.id)).mappings()]
+    # Checked before any change, so a refused run leaves the schema as it was.
+    query = sa.select(users.c.id, users.c.email, users.c.username).order_by(users.c.id)
+    rows = [dict(row) for row in conn.execute(query).mappings()]
     problems = collisions(rows, "email") + collisions(rows, "username")
-    too_long = [
+    problems += [
         f"user {row['id']}: the {field} is longer than 255 characters in its normal form"
         for row in rows
         for field in ("email", "username")
         if len(normal_form(row[field])) > 255
     ]
-    if problems or too_long:
+    if problems:
         raise RuntimeError(
             "Cannot make emails and usernames unique in their normal form; resolve these rows "
             "(rename or delete one of each pair), then run the migration again:\n  "
-            + "\n  ".join(problems + too_long)
+            + "\n  ".join(problems)
         )
+
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("email_key", sa.String(length=255), nullable=True))
+        batch_op.add_column(sa.Column("username_key", sa.String(length=255), nullable=True))
     for row in rows:
         conn.execute(
             users.update()
@@ -84,7 +86,6 @@ def upgrade():
                 username_key=normal_form(row["username"]),
             )
         )
-
     with op.batch_alter_table("users") as batch_op:
         batch_op.alter_column("email_key", existing_type=sa.String(length=255), nullable=False)
         batch_op.alter_column("username_key", existing_type=sa.String(length=255), nullable=False)

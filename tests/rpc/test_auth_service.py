@@ -167,3 +167,14 @@ def test_database_down_is_unavailable_not_invalid():
         assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         running.stop(grace=None)
+
+
+def test_a_signed_token_without_exp_is_invalid(app, stub, tokens):
+    """Signed with the real key, live session, but no `exp`: it would never expire, so no."""
+    import jwt as pyjwt
+
+    claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert validate(stub, pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")).valid
+    del claims["exp"]
+    reply = validate(stub, pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256"))
+    assert reply.valid is False and reply.error == "Invalid token."
