@@ -22,9 +22,10 @@ run: install  ## migrate the embedded SQLite database and serve the API on :5000
 test: install  ## the whole suite (SQLite + fakeredis, or TEST_DATABASE_URL / TEST_REDIS_URL)
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install  ## ruff, the import-graph check (feature order), mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/check_imports.py
 
 fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES per operation)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider

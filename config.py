@@ -66,6 +66,10 @@ class Config:
     RESET_TOKEN_EXPIRE_MINUTES = env_int("RESET_TOKEN_EXPIRE_MINUTES", 60)
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCKOUT_MINUTES = 15
+    # Argon2id cost (project/passwords.py); a change rehashes each password at its next login.
+    PASSWORD_HASH_TIME_COST = 3
+    PASSWORD_HASH_MEMORY_COST = 65536
+    PASSWORD_HASH_PARALLELISM = 4
 
     POSTS_API_URL = env_str("POSTS_API_URL", "https://jsonplaceholder.typicode.com")
     POSTS_CACHE_TTL = env_int("POSTS_CACHE_TTL", 300)
@@ -79,6 +83,7 @@ class Config:
     # A pending order older than this with no live RQ job is queued again (a lost job).
     ORDERS_REQUEUE_AFTER_SECONDS = env_int("ORDERS_REQUEUE_AFTER_SECONDS", 60)
     UNVERIFIED_USER_TTL_HOURS = env_int("UNVERIFIED_USER_TTL_HOURS", 48)
+    RQ_RESULT_TTL = 3600  # seconds a finished job's result is kept
 
     MAIL_SERVER = env_str("MAIL_SERVER")
     MAIL_PORT = env_int("MAIL_PORT", 25)

@@ -51,10 +51,11 @@ from rq import Worker  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
 from project import create_app  # noqa: E402
+from project.auth.sessions import start_session  # noqa: E402
 from project.extensions import db, redis_client  # noqa: E402
 from project.orders.models import Order  # noqa: E402
+from project.passwords import hash_password  # noqa: E402
 from project.products.models import Product  # noqa: E402
-from project.security import hash_password, start_session  # noqa: E402
 from project.users.models import User  # noqa: E402
 
 PRODUCTS = 20
@@ -87,6 +88,7 @@ def prepare(app) -> tuple[list[int], dict]:
         db.session.add_all(products)
         db.session.commit()
         headers = {"Authorization": f"Bearer {start_session(user)['access_token']}"}
+        db.session.commit()
         return [p.id for p in products], headers
 
 

@@ -70,8 +70,9 @@ def prepare(database_url: str) -> str:
     from flask_migrate import upgrade
 
     from project import create_app
+    from project.auth.sessions import start_session
     from project.extensions import db
-    from project.security import hash_password, start_session
+    from project.passwords import hash_password
     from project.users.models import User
 
     app = create_app(
@@ -92,6 +93,7 @@ def prepare(database_url: str) -> str:
         db.session.add(user)
         db.session.commit()
         token = start_session(user, "bench", "127.0.0.1")["access_token"]
+        db.session.commit()
         db.engine.dispose()
     return token
 

@@ -13,7 +13,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import check_production_config, database_url, get_config
 
-# One package per feature; each has routes.py with `blp`, and may have cli.py with `commands`.
+# One package per feature; each has routes.py with `blp`, may have cli.py with `commands`, and
+# may define `init_app(app)` in its __init__.py to fill the hooks of the features below it.
 FEATURES = ("ops", "auth", "users", "products", "posts", "orders", "projects")
 
 
@@ -117,8 +118,9 @@ def register_blueprints(app: Flask) -> None:
     for feature in FEATURES:
         routes = importlib.import_module(f"project.{feature}.routes")
         api.register_blueprint(routes.blp)
-        if hasattr(routes, "init_app"):
-            routes.init_app(app)
+        init_feature = getattr(importlib.import_module(f"project.{feature}"), "init_app", None)
+        if init_feature is not None:
+            init_feature(app)
 
 
 def register_observability(app: Flask) -> None:
@@ -134,6 +136,9 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from project.seed import seed_command
+
+    app.cli.add_command(seed_command)
     for feature in FEATURES:
         if importlib.util.find_spec(f"project.{feature}.cli") is None:
             continue

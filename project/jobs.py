@@ -71,7 +71,7 @@ def enqueue(
             job_id=job_id,
             retry=Retry(max=retries, interval=list(backoff)) if retries else None,
             job_timeout=timeout,
-            result_ttl=current_app.config.get("RQ_RESULT_TTL", 3600),
+            result_ttl=current_app.config["RQ_RESULT_TTL"],
             failure_ttl=7 * 24 * 3600,
             **kwargs,
         )

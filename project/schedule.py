@@ -46,6 +46,12 @@ PERIODIC_JOBS = (
         interval_seconds=3600,
     ),
     PeriodicJob(
+        id="periodic-prune-login-failures",
+        func="project.auth.jobs.prune_login_failures",
+        queue="cleanup",
+        interval_seconds=3600,
+    ),
+    PeriodicJob(
         id="periodic-expire-reservations",
         func="project.orders.jobs.expire_reservations",
         queue="stock",

@@ -97,7 +97,7 @@ _serial = itertools.count(1)
 @pytest.fixture
 def make_user(app):
     """Create a user directly (no email, no API); returns a dict with its id and password."""
-    from project.security import hash_password
+    from project.passwords import hash_password
     from project.users.models import User
 
     def make(role: str = "user", *, is_active: bool = True, is_verified: bool = True, **fields) -> dict:
@@ -127,12 +127,13 @@ def make_user(app):
 @pytest.fixture
 def auth_headers(app):
     """`auth_headers(user)`: headers with a fresh access token of a new session of `user`."""
-    from project.security import start_session
+    from project.auth.sessions import start_session
     from project.users.models import User
 
     def headers(user: dict) -> dict:
         with app.app_context():
             tokens = start_session(db.session.get(User, user["id"]), "pytest", "127.0.0.1")
+            db.session.commit()
         return {"Authorization": f"Bearer {tokens['access_token']}"}
 
     return headers

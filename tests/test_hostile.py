@@ -335,10 +335,11 @@ def forged_token(app, user_id: int, **claims) -> str:
     """A token signed with the app's real key (as a leaked key or a past bug would give)."""
     import jwt as pyjwt
 
-    from project.security import start_session
+    from project.auth.sessions import start_session
 
     with app.app_context():
         pair = start_session(db.session.get(User, user_id), "pytest", "127.0.0.1")
+        db.session.commit()
         real = pyjwt.decode(pair["access_token"], options={"verify_signature": False})
         payload = {key: value for key, value in {**real, **claims}.items() if value is not None}
         return pyjwt.encode(payload, app.config["JWT_SECRET_KEY"], algorithm="HS256")

@@ -1,5 +1,6 @@
-"""Email jobs (queue "email"). Each receives a user id and creates its token itself, so no
-secret ever sits in Redis; an SMTP failure raises, and RQ retries with backoff."""
+"""Auth's jobs. Email jobs (queue "email") receive a user id and create their token
+themselves, so no secret ever sits in Redis; an SMTP failure raises, and RQ retries with
+backoff. `prune_login_failures` runs hourly (project/schedule.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ EMAIL_BACKOFF = (30, 120, 600, 1800)
 
 
 def _link(path: str, token: str) -> str:
-    base = (current_app.config.get("FRONTEND_URL") or "http://localhost:5000").rstrip("/")
+    base = current_app.config["FRONTEND_URL"].rstrip("/")
     return f"{base}/{path}?{urlencode({'token': token})}"
 
 
@@ -33,6 +34,7 @@ def send_verification_email(user_id: int) -> bool:
         return False
     hours = current_app.config["VERIFY_TOKEN_EXPIRE_HOURS"]
     token = issue_token(user.id, VERIFY, timedelta(hours=hours))
+    db.session.commit()  # the link works before the email leaves
     link = _link("verify-email", token)
     send_email(
         user.email,
@@ -50,6 +52,7 @@ def send_password_reset_email(user_id: int) -> bool:
         return False
     minutes = current_app.config["RESET_TOKEN_EXPIRE_MINUTES"]
     token = issue_token(user.id, RESET, timedelta(minutes=minutes))
+    db.session.commit()
     link = _link("reset-password", token)
     send_email(
         user.email,
@@ -96,3 +99,11 @@ def queue_email_changed_notice(user_id: int, old_email: str) -> EnqueuedJob | No
     if job is None:
         log.error("email-changed notice for user %s not queued (Redis down)", user_id)
     return job
+
+
+def prune_login_failures() -> int:
+    from project.auth.service import prune_login_failures as prune
+
+    count = prune()
+    log.info("pruned %s old failed login(s)", count)
+    return count

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
@@ -24,8 +24,8 @@ from project.auth.schemas import (
 )
 from project.errors import Unprocessable
 from project.extensions import limiter
+from project.guard import auth_required, bearer_token, client_ip, current_actor
 from project.pagination import page_of
-from project.security import auth_required, bearer_token, client_ip, current_user, rotate_refresh_token
 from project.users.schemas import UserSchema
 
 blp = Blueprint(
@@ -102,7 +102,7 @@ class Refresh(MethodView):
     def post(self, data):
         """Trade a refresh token (JSON body or Bearer header) for a new pair; it is spent."""
         token = (data or {}).get("refresh_token") or bearer_token()
-        return rotate_refresh_token(token)
+        return service.refresh(token)
 
 
 @blp.route("/logout")
@@ -112,7 +112,8 @@ class Logout(MethodView):
     @blp.response(204)
     def post(self, data):
         """End this session (and the given refresh token's, if it is mine) at once."""
-        service.logout(current_user().id, g.token_claims["sid"], (data or {}).get("refresh_token"))
+        actor = current_actor()
+        service.logout(actor.id, actor.session_id, (data or {}).get("refresh_token"))
 
 
 @blp.route("/verify")
@@ -131,7 +132,7 @@ class ResendVerification(MethodView):
     @blp.response(202, MessageSchema)
     def post(self):
         """Email a new verification link (nothing is sent when already verified)."""
-        service.resend_verification(current_user())
+        service.resend_verification(current_actor().id)
         return {"message": "If your email is not verified yet, a new link is on its way."}
 
 
@@ -162,7 +163,8 @@ class Sessions(MethodView):
     @blp.response(200, page_of(SessionSchema))
     def get(self, args):
         """My live sessions (one per login), newest first; `current` marks this one."""
-        return service.list_sessions(current_user().id, g.token_claims["sid"], **args)
+        actor = current_actor()
+        return service.list_sessions(actor.id, actor.session_id, **args)
 
 
 @blp.route("/sessions/<string:session_id>")
@@ -172,4 +174,4 @@ class SessionById(MethodView):
     @blp.alt_response(404, description="No such session of mine.")
     def delete(self, session_id: str):
         """End one of my sessions; its tokens stop working at once."""
-        service.delete_session(current_user().id, session_id)
+        service.delete_session(current_actor().id, session_id)

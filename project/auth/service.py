@@ -9,24 +9,22 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from project.auth.jobs import queue_password_reset_email, queue_verification_email
-from project.auth.models import AuthSession
+from project.auth.models import AuthSession, LoginFailure
+from project.auth.sessions import decode, revoke_sessions, rotate_refresh_token, start_session
 from project.auth.tokens import RESET, VERIFY, consume_token, retire_tokens
 from project.database import utcnow
 from project.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from project.extensions import db
 from project.pagination import paginate
-from project.security import (
+from project.passwords import (
     check_password_policy,
-    decode,
     dummy_verify,
     hash_password,
     password_needs_rehash,
-    revoke_sessions,
-    start_session,
     verify_password,
 )
-from project.users.models import LoginFailure, User, normal_form
-from project.users.service import create_user, find_by_login
+from project.users.models import User, normal_form
+from project.users.service import create_user, find_by_login, get_user
 
 BAD_CREDENTIALS = "Incorrect login or password."
 
@@ -105,7 +103,27 @@ def login(login_name: str, password: str, user_agent: str | None, ip: str | None
     db.session.execute(
         delete(LoginFailure).where(LoginFailure.identifier == identifier, LoginFailure.ip == ip)
     )
-    return start_session(user, user_agent, ip)
+    pair = start_session(user, user_agent, ip)
+    db.session.commit()  # the session, the cleared failures and any rehash together
+    return pair
+
+
+def refresh(refresh_token: str) -> dict:
+    """Rotate a refresh token into a new pair; a reused one ends its session (401)."""
+    pair = rotate_refresh_token(refresh_token)
+    db.session.commit()  # the rotation, or the revocation of a reused token's session
+    if pair is None:
+        raise Unauthorized("Refresh token has already been used; the session is revoked.")
+    return pair
+
+
+def prune_login_failures(older_than: timedelta = timedelta(days=1)) -> int:
+    """Drop failed logins older than `older_than` (the lockout looks back minutes); returns the count."""
+    count = db.session.execute(
+        delete(LoginFailure).where(LoginFailure.failed_at < utcnow() - older_than)
+    ).rowcount
+    db.session.commit()
+    return int(count)
 
 
 # --- sessions --------------------------------------------------------------------------
@@ -122,6 +140,7 @@ def logout(user_id: int, session_id: str, refresh_token: str | None = None) -> N
         if claims and int(claims["sub"]) == user_id:
             ids.append(claims["sid"])
     revoke_sessions(session_ids=ids, user_id=user_id)
+    db.session.commit()
 
 
 def _live_sessions(user_id: int):
@@ -158,6 +177,7 @@ def delete_session(user_id: int, session_id: str) -> None:
     if not found:
         raise NotFound("Session not found.")
     revoke_sessions(session_ids=[session_id], user_id=user_id)
+    db.session.commit()
 
 
 # --- email verification and password reset ---------------------------------------------
@@ -174,9 +194,9 @@ def verify_email(token: str) -> User:
     return user
 
 
-def resend_verification(user: User) -> None:
-    if not user.is_verified:
-        queue_verification_email(user.id)
+def resend_verification(user_id: int) -> None:
+    if not get_user(user_id).is_verified:
+        queue_verification_email(user_id)
 
 
 def forgot_password(email: str) -> None:
@@ -198,5 +218,5 @@ def reset_password(token: str, new_password: str) -> None:
     # Opening the emailed link proves the address is theirs.
     user.is_verified = True
     retire_tokens(user.id, RESET)
-    db.session.commit()
     revoke_sessions(user_id=user.id)
+    db.session.commit()

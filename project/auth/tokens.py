@@ -14,9 +14,9 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from project.auth.models import UserToken
 from project.database import utcnow
 from project.extensions import db
-from project.users.models import UserToken
 
 VERIFY = "verify"
 RESET = "reset"
@@ -38,7 +38,7 @@ def retire_tokens(user_id: int, purpose: str) -> None:
 
 
 def issue_token(user_id: int, purpose: str, ttl: timedelta) -> str:
-    """Create a token for `user_id` (commits) and return it in the clear."""
+    """Create a token for `user_id` (no commit) and return it in the clear."""
     token = secrets.token_urlsafe(32)
     retire_tokens(user_id, purpose)
     now = utcnow()
@@ -51,7 +51,6 @@ def issue_token(user_id: int, purpose: str, ttl: timedelta) -> str:
             expires_at=now + ttl,
         )
     )
-    db.session.commit()
     return token
 
 

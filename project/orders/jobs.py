@@ -17,7 +17,7 @@ from rq.job import Job, JobStatus
 from project import jobs
 from project.database import utcnow
 from project.extensions import redis_client
-from project.orders import stock
+from project.orders import state_machine
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,11 @@ def enqueue_reservation(order_id: int) -> bool:
 
 
 def reserve_order(order_id: int) -> str | None:
-    return stock.reserve_order(order_id)
+    return state_machine.reserve(order_id)
 
 
 def expire_reservations() -> int:
-    return stock.expire_reservations(current_app.config["RESERVATION_TTL_MINUTES"])
+    return state_machine.expire_older_than(current_app.config["RESERVATION_TTL_MINUTES"])
 
 
 def requeue_lost_orders() -> int:
@@ -65,14 +65,14 @@ def requeue_lost_orders() -> int:
     duplicate run at worst changes nothing.
     """
     after = current_app.config["ORDERS_REQUEUE_AFTER_SECONDS"]
-    ids = stock.stale_pending_order_ids(utcnow() - timedelta(seconds=after))
+    ids = state_machine.stale_pending_ids(utcnow() - timedelta(seconds=after))
     live = _live_job_ids([reservation_job_id(order_id) for order_id in ids])
     requeued = []
     for order_id in ids:
         if reservation_job_id(order_id) in live:
             continue
         if _count_requeue(order_id) > MAX_REQUEUES:
-            stock.fail_pending(order_id, GAVE_UP_REASON)
+            state_machine.fail(order_id, GAVE_UP_REASON)
             log.error("order %s: reservation lost %s times, order failed", order_id, MAX_REQUEUES)
         elif enqueue_reservation(order_id):
             requeued.append(order_id)

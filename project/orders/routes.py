@@ -3,6 +3,7 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from project.guard import auth_required, current_actor
 from project.orders import service
 from project.orders.schemas import (
     IdempotencyHeaderSchema,
@@ -11,7 +12,6 @@ from project.orders.schemas import (
     OrderSchema,
 )
 from project.pagination import page_of
-from project.security import auth_required, current_user
 
 blp = Blueprint(
     "orders",
@@ -21,11 +21,6 @@ blp = Blueprint(
 )
 
 
-def _viewer() -> tuple[int, bool]:
-    user = current_user()
-    return user.id, user.role == "admin"
-
-
 @blp.route("")
 class Orders(MethodView):
     @auth_required()
@@ -33,8 +28,7 @@ class Orders(MethodView):
     @blp.response(200, page_of(OrderSchema))
     def get(self, args):
         """List orders: your own; an admin sees all and may filter by user_id."""
-        viewer_id, is_admin = _viewer()
-        return service.list_orders(viewer_id, is_admin, **args)
+        return service.list_orders(current_actor(), **args)
 
     @auth_required()
     @blp.arguments(OrderCreateSchema)
@@ -44,7 +38,7 @@ class Orders(MethodView):
     @blp.alt_response(422, description="Unknown or deleted product, bad quantity, empty list")
     def post(self, body, headers):
         """Place an order: stored pending, its stock reserved by a worker."""
-        return service.create_order(current_user().id, body["items"], headers.get("idempotency_key"))
+        return service.create_order(current_actor().id, body["items"], headers.get("idempotency_key"))
 
 
 @blp.route("/<dbint:order_id>")
@@ -54,7 +48,7 @@ class OrderDetail(MethodView):
     @blp.alt_response(404, description="No such order, or another user's")
     def get(self, order_id: int):
         """One order (owner or admin)."""
-        return service.get_order(order_id, *_viewer())
+        return service.get_order(order_id, current_actor())
 
 
 @blp.route("/<dbint:order_id>/pay")
@@ -64,7 +58,7 @@ class OrderPay(MethodView):
     @blp.alt_response(409, description="The order is not reserved")
     def post(self, order_id: int):
         """Pay a reserved order."""
-        return service.pay_order(order_id, *_viewer())
+        return service.pay_order(order_id, current_actor())
 
 
 @blp.route("/<dbint:order_id>/cancel")
@@ -74,4 +68,4 @@ class OrderCancel(MethodView):
     @blp.alt_response(409, description="The order is neither pending nor reserved")
     def post(self, order_id: int):
         """Cancel a pending or reserved order; reserved stock is returned at once."""
-        return service.cancel_order(order_id, *_viewer())
+        return service.cancel_order(order_id, current_actor())

@@ -1,4 +1,7 @@
-"""Orders: create (idempotent), read, pay and cancel. Stock moves live in `stock.py`."""
+"""Orders: create (idempotent), read, pay and cancel.
+
+Status changes and stock moves live in `state_machine.py`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from project.errors import Conflict, NotFound, field_error
 from project.extensions import db
-from project.orders import stock
+from project.guard import Actor
+from project.orders import state_machine
 from project.orders.jobs import enqueue_reservation
 from project.orders.models import Order, OrderItem
 from project.pagination import paginate
@@ -98,25 +102,24 @@ def _current_prices(product_ids: list[int]) -> dict[int, Decimal]:
     return prices
 
 
-def get_order(order_id: int, viewer_id: int, is_admin: bool) -> Order:
+def get_order(order_id: int, viewer: Actor) -> Order:
     """The order if the viewer owns it or is an admin; otherwise 404 (no existence leak)."""
     order = db.session.get(Order, order_id) if 0 < order_id <= DB_ID_MAX else None
-    if order is None or not (is_admin or order.user_id == viewer_id):
+    if order is None or not (viewer.is_admin or order.user_id == viewer.id):
         raise NotFound("Order not found.")
     return order
 
 
 def list_orders(
-    viewer_id: int,
-    is_admin: bool,
+    viewer: Actor,
     page: int,
     per_page: int,
     status: str | None = None,
     user_id: int | None = None,
 ) -> dict:
     stmt = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
-    if not is_admin:
-        stmt = stmt.where(Order.user_id == viewer_id)
+    if not viewer.is_admin:
+        stmt = stmt.where(Order.user_id == viewer.id)
     elif user_id is not None:
         stmt = stmt.where(Order.user_id == user_id)
     if status is not None:
@@ -124,11 +127,11 @@ def list_orders(
     return paginate(stmt, page, per_page)
 
 
-def pay_order(order_id: int, viewer_id: int, is_admin: bool) -> Order:
-    get_order(order_id, viewer_id, is_admin)
-    return stock.pay_order(order_id)
+def pay_order(order_id: int, viewer: Actor) -> Order:
+    get_order(order_id, viewer)
+    return state_machine.pay(order_id)
 
 
-def cancel_order(order_id: int, viewer_id: int, is_admin: bool) -> Order:
-    get_order(order_id, viewer_id, is_admin)
-    return stock.cancel_order(order_id)
+def cancel_order(order_id: int, viewer: Actor) -> Order:
+    get_order(order_id, viewer)
+    return state_machine.cancel(order_id)

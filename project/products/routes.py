@@ -3,6 +3,7 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from project.guard import Role, auth_required
 from project.pagination import page_of
 from project.products import service, sync
 from project.products.schemas import (
@@ -15,7 +16,6 @@ from project.products.schemas import (
     SyncJobSchema,
     SyncStatusSchema,
 )
-from project.security import auth_required
 
 blp = Blueprint(
     "products",
@@ -42,7 +42,7 @@ class Products(MethodView):
         result = service.list_products(**args)
         return result.value, 200, result.headers
 
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(ProductInSchema)
     @blp.response(201, ProductSchema)
     @blp.alt_response(409, description="SKU already taken.")
@@ -64,7 +64,7 @@ class ProductSearch(MethodView):
 
 @blp.route("/sync")
 class ProductSync(MethodView):
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(202, SyncJobSchema)
     @blp.alt_response(503, description="The job queue is down.")
     @admin_docs
@@ -75,7 +75,7 @@ class ProductSync(MethodView):
 
 @blp.route("/sync/status")
 class ProductSyncStatus(MethodView):
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(200, SyncStatusSchema)
     @admin_docs
     def get(self):
@@ -92,7 +92,7 @@ class ProductItem(MethodView):
         result = service.get_product(product_id)
         return result.value, 200, result.headers
 
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(ProductInSchema)
     @blp.response(200, ProductSchema)
     @blp.alt_response(404, description="No such product.")
@@ -102,7 +102,7 @@ class ProductItem(MethodView):
         """Replace a product (admin); omitted optional fields take their defaults."""
         return service.update_product(product_id, data)
 
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(ProductPatchSchema)
     @blp.response(200, ProductSchema)
     @blp.alt_response(404, description="No such product.")
@@ -112,7 +112,7 @@ class ProductItem(MethodView):
         """Update some fields of a product (admin)."""
         return service.update_product(product_id, data)
 
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(204)
     @blp.alt_response(404, description="No such product.")
     @admin_docs
@@ -123,7 +123,7 @@ class ProductItem(MethodView):
 
 @blp.route("/<dbint:product_id>/stock")
 class ProductStock(MethodView):
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(StockDeltaSchema)
     @blp.response(200, ProductSchema)
     @blp.alt_response(404, description="No such product.")

@@ -142,7 +142,7 @@ def _commit_product(product: Product) -> dict[str, Any]:
     except IntegrityError as exc:
         db.session.rollback()
         raise Conflict("A product with this SKU already exists.") from exc
-    bump(NAMESPACE)
+    invalidate_cache()
     return as_dict(product)
 
 
@@ -176,11 +176,11 @@ def delete_product(product_id: int) -> None:
     product = _get_live(product_id)
     product.deleted_at = utcnow()
     db.session.commit()
-    bump(NAMESPACE)
+    invalidate_cache()
 
 
 def invalidate_cache() -> None:
-    """For writes to products made elsewhere (orders reserving and returning stock)."""
+    """After every committed write to products, here or elsewhere (sync, orders' stock moves)."""
     bump(NAMESPACE)
 
 
@@ -206,5 +206,5 @@ def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
             raise Conflict(f"Not enough stock: {product.stock} in stock, delta {delta}.")
         raise Conflict(f"Stock would exceed {MAX_STOCK}.")
     db.session.commit()
-    bump(NAMESPACE)
+    invalidate_cache()
     return as_dict(_get_live(product_id))

@@ -15,18 +15,17 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from project.caching import bump
 from project.database import utcnow
 from project.errors import ServiceUnavailable
 from project.extensions import db
 from project.jobs import enqueue
-from project.orders.models import Order, OrderItem
+from project.products.hooks import held_units
 from project.products.models import Product, SyncRun
-from project.products.service import NAMESPACE
+from project.products.service import invalidate_cache
 from project.products.upstream import UpstreamProduct, get_provider
 
 log = logging.getLogger(__name__)
@@ -138,13 +137,7 @@ def _synced_stock(stmt):
     Reserved units were already taken off the local stock; writing the upstream figure over
     them would sell those units twice.
     """
-    held = (
-        select(func.coalesce(func.sum(OrderItem.quantity), 0))
-        .join(Order, Order.id == OrderItem.order_id)
-        .where(OrderItem.product_id == Product.id, Order.status == "reserved")
-        .scalar_subquery()
-    )
-    available = stmt.excluded.stock - held
+    available = stmt.excluded.stock - held_units(Product.__table__.c.id)
     return case((available < 0, 0), else_=available)
 
 
@@ -191,7 +184,7 @@ def run_sync(job_id: str, progress: Progress | None = None) -> SyncRun | None:
         run.finished_at = utcnow()
         db.session.commit()
     finally:
-        bump(NAMESPACE)
+        invalidate_cache()
     return run
 
 

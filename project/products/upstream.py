@@ -125,11 +125,11 @@ PROVIDERS: dict[str, type] = {"dummyjson": DummyJSONProvider}
 
 
 def get_provider(config: dict[str, Any]) -> CatalogueProvider:
-    name = (config.get("PRODUCTS_SYNC_PROVIDER") or "dummyjson").lower()
+    name = config["PRODUCTS_SYNC_PROVIDER"].lower()
     if name not in PROVIDERS:
         raise RuntimeError(f"PRODUCTS_SYNC_PROVIDER must be one of {sorted(PROVIDERS)}, not {name!r}")
     return PROVIDERS[name](
         config["PRODUCTS_SYNC_URL"],
-        timeout=config.get("UPSTREAM_TIMEOUT_SECONDS", 5),
+        timeout=config["UPSTREAM_TIMEOUT_SECONDS"],
         page_size=config["PRODUCTS_SYNC_PAGE_SIZE"],
     )

@@ -10,7 +10,6 @@ owner and members can be assignees.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import exists, or_, select, update
@@ -18,20 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 from project.errors import Conflict, Forbidden, NotFound, field_error
 from project.extensions import db
+from project.guard import Actor
 from project.pagination import paginate
 from project.projects.models import Project, Task, project_members
 from project.users.models import User
-
-
-@dataclass(frozen=True)
-class Actor:
-    id: int
-    is_admin: bool
-
-    @classmethod
-    def of(cls, user: User) -> Actor:
-        return cls(id=user.id, is_admin=user.role == "admin")
-
 
 # --- access ----------------------------------------------------------------------------
 

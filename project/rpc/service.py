@@ -8,10 +8,10 @@ import grpc
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
+from project.auth.sessions import authenticate
 from project.errors import AppError
 from project.redis_client import REDIS_ERRORS
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
-from project.security import authenticate
 
 log = logging.getLogger(__name__)
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 import re
 
 import click
-from flask.cli import with_appcontext
+from flask.cli import AppGroup
 from marshmallow import Schema, ValidationError
 
 from project.errors import AppError
+from project.guard import Role
 from project.users.jobs import cleanup_unverified_users
 from project.users.schemas import email_field, username_field
 from project.users.service import create_user, find_by_login, normalize_email
 
-
-@click.group(help="User accounts.")
-def users() -> None:
-    pass
+users = AppGroup("users", help="User accounts.")
 
 
 class AdminArgs(Schema):
@@ -33,7 +31,6 @@ def _default_username(email: str) -> str:
 @click.option("--email", required=True, help="The admin's email (login name).")
 @click.option("--password", required=True, help="Checked against the password policy.")
 @click.option("--username", default=None, help="Defaults to the email's local part.")
-@with_appcontext
 def create_admin(email: str, password: str, username: str | None) -> None:
     """Create an admin account (verified, active). Safe to run again: an existing admin with
     that email is reported and left as it is."""
@@ -42,18 +39,17 @@ def create_admin(email: str, password: str, username: str | None) -> None:
     except ValidationError as exc:
         raise click.ClickException(f"Invalid input: {exc.messages}") from exc
     existing = find_by_login(normalize_email(args["email"]))
-    if existing is not None and existing.role == "admin":
+    if existing is not None and existing.role == Role.ADMIN:
         click.echo(f"Admin {existing.email} already exists (id {existing.id}); nothing to do.")
         return
     try:
-        user = create_user(args["email"], args["username"], password, role="admin", verified=True)
+        user = create_user(args["email"], args["username"], password, role=Role.ADMIN, verified=True)
     except AppError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"Created admin {user.email} (id {user.id}, username {user.username}).")
 
 
 @users.command("cleanup-unverified")
-@with_appcontext
 def cleanup_unverified_command() -> None:
     """Delete accounts still unverified after UNVERIFIED_USER_TTL_HOURS, now."""
     count = cleanup_unverified_users()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from project.guard import Role, auth_required, current_actor
 from project.pagination import page_of
-from project.security import auth_required, current_user
 from project.users import service
 from project.users.schemas import AdminUpdateUserSchema, RoleSchema, UpdateMeSchema, UserListArgs, UserSchema
 
@@ -32,7 +31,7 @@ class Me(MethodView):
     @_document_errors(401)
     def get(self):
         """The current user."""
-        return current_user()
+        return service.get_user(current_actor().id)
 
     @auth_required()
     @blp.arguments(UpdateMeSchema)
@@ -42,12 +41,12 @@ class Me(MethodView):
         """Update my username, email (then unverified; a new link is sent) or password
         (needs current_password; ends every other session)."""
 
-        return service.update_me(current_user(), g.token_claims["sid"], **data)
+        return service.update_me(current_actor(), **data)
 
 
 @blp.route("")
 class Users(MethodView):
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(UserListArgs, location="query")
     @blp.response(200, page_of(UserSchema))
     @_document_errors(401, 403)
@@ -63,9 +62,9 @@ class UserById(MethodView):
     @_document_errors(401, 404)
     def get(self, user_id: int):
         """One user (admin, or the user themself; anyone else's id is a 404)."""
-        return service.get_visible_user(current_user(), user_id)
+        return service.get_visible_user(current_actor(), user_id)
 
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(AdminUpdateUserSchema)
     @blp.response(200, UserSchema)
     @_document_errors(401, 403, 404)
@@ -73,7 +72,7 @@ class UserById(MethodView):
         """Update a user (admin): email, username, is_active, is_verified."""
         return service.admin_update_user(user_id, **data)
 
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(204)
     @_document_errors(401, 403, 404)
     def delete(self, user_id: int):
@@ -83,7 +82,7 @@ class UserById(MethodView):
 
 @blp.route("/<dbint:user_id>/role")
 class UserRole(MethodView):
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.arguments(RoleSchema)
     @blp.response(200, UserSchema)
     @_document_errors(401, 403, 404)
@@ -94,7 +93,7 @@ class UserRole(MethodView):
 
 @blp.route("/<dbint:user_id>/deactivate")
 class DeactivateUser(MethodView):
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(200, UserSchema)
     @_document_errors(401, 403, 404)
     def post(self, user_id: int):
@@ -104,7 +103,7 @@ class DeactivateUser(MethodView):
 
 @blp.route("/<dbint:user_id>/activate")
 class ActivateUser(MethodView):
-    @auth_required("admin")
+    @auth_required(Role.ADMIN)
     @blp.response(200, UserSchema)
     @_document_errors(401, 403, 404)
     def post(self, user_id: int):

@@ -6,8 +6,9 @@ import unicodedata
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from project.guard import ROLES
 from project.pagination import PaginationArgs
-from project.users.models import IDENTITY_MAX, ROLES, normal_form
+from project.users.models import IDENTITY_MAX, normal_form
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}\Z"  # \Z: "$" would let a trailing newline through
 

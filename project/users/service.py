@@ -8,15 +8,15 @@ from datetime import timedelta
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from project.auth.jobs import queue_email_changed_notice, queue_verification_email
-from project.auth.tokens import RESET, retire_tokens
 from project.database import utcnow
 from project.errors import Conflict, Forbidden, NotFound, field_error
 from project.extensions import db
+from project.guard import Actor, Role
 from project.pagination import paginate
+from project.passwords import check_password_policy, hash_password, verify_password
 from project.routing import DB_ID_MAX
-from project.security import check_password_policy, hash_password, revoke_sessions, verify_password
-from project.users.models import LoginFailure, User, normal_form
+from project.users.hooks import account_hooks
+from project.users.models import User, normal_form
 
 
 def normalize_email(email: str) -> str:
@@ -31,9 +31,9 @@ def get_user(user_id: int) -> User:
     return user
 
 
-def get_visible_user(viewer: User, user_id: int) -> User:
+def get_visible_user(viewer: Actor, user_id: int) -> User:
     """Admins see everyone; others only themselves (anyone else is a 404, not a 403)."""
-    if viewer.role != "admin" and viewer.id != user_id:
+    if not viewer.is_admin and viewer.id != user_id:
         raise NotFound("User not found.")
     return get_user(user_id)
 
@@ -67,7 +67,7 @@ def commit_unique() -> None:
 
 
 def create_user(
-    email: str, username: str, password: str, *, role: str = "user", verified: bool = False
+    email: str, username: str, password: str, *, role: str = Role.USER, verified: bool = False
 ) -> User:
     email = normalize_email(email)
     check_password_policy(password)
@@ -76,7 +76,7 @@ def create_user(
         email=email,
         username=username,
         password_hash=hash_password(password),
-        role=role,
+        role=Role(role).value,
         is_active=True,
         is_verified=verified,
     )
@@ -105,8 +105,7 @@ def _check_current_password(user: User, current_password: str | None, change: st
 
 
 def update_me(
-    user: User,
-    session_id: str,
+    actor: Actor,
     *,
     username: str | None = None,
     email: str | None = None,
@@ -116,6 +115,7 @@ def update_me(
     """Profile update. Changing the password or the email needs the current password (a stolen
     access token alone cannot take the account); a new password ends every other session; a
     new email is unverified until its link is opened, and the old address is told."""
+    user = get_user(actor.id)
     email_changes = email is not None and normalize_email(email) != user.email
     if password is not None:
         _check_current_password(user, current_password, "password")
@@ -128,13 +128,12 @@ def update_me(
     old_email = _change_email(user, email) if email is not None else None
     if password is not None:
         user.password_hash = hash_password(password)
-        retire_tokens(user.id, RESET)
+        account_hooks().retire_reset_tokens(user.id)
+        account_hooks().end_sessions(user.id, actor.session_id)
     commit_unique()
-    if password is not None:
-        revoke_sessions(user_id=user.id, keep=session_id)
     if old_email is not None:
-        queue_verification_email(user.id)
-        queue_email_changed_notice(user.id, old_email)
+        account_hooks().send_verification(user.id)
+        account_hooks().notify_email_changed(user.id, old_email)
     return user
 
 
@@ -163,7 +162,7 @@ def _other_active_admins(user_id: int) -> int:
     succeeding (or deadlocking), and the second then sees it is the last one."""
     ids = db.session.scalars(
         select(User.id)
-        .where(User.role == "admin", User.is_active.is_(True))
+        .where(User.role == Role.ADMIN, User.is_active.is_(True))
         .order_by(User.id)
         .with_for_update()
     ).all()
@@ -171,7 +170,7 @@ def _other_active_admins(user_id: int) -> int:
 
 
 def _guard_last_admin(user: User, action: str) -> None:
-    if user.role == "admin" and user.is_active and _other_active_admins(user.id) == 0:
+    if user.role == Role.ADMIN and user.is_active and _other_active_admins(user.id) == 0:
         raise Conflict(f"Cannot {action} the last active admin.")
 
 
@@ -195,19 +194,19 @@ def admin_update_user(
     deactivating = is_active is False and user.is_active
     if is_active is not None:
         user.is_active = is_active
-    commit_unique()
     if deactivating:
-        revoke_sessions(user_id=user.id)
+        account_hooks().end_sessions(user.id, None)
+    commit_unique()
     if old_email is not None:
         if not user.is_verified:
-            queue_verification_email(user.id)
-        queue_email_changed_notice(user.id, old_email)
+            account_hooks().send_verification(user.id)
+        account_hooks().notify_email_changed(user.id, old_email)
     return user
 
 
 def set_role(user_id: int, role: str) -> User:
     user = get_user(user_id)
-    if role != "admin":
+    if role != Role.ADMIN:
         _guard_last_admin(user, "demote")
     user.role = role
     db.session.commit()
@@ -231,21 +230,17 @@ def delete_user(user_id: int) -> None:
     db.session.commit()
 
 
-def cleanup_unverified(ttl_hours: int) -> int:
-    """Delete non-admin accounts still unverified `ttl_hours` after sign-up; returns the count.
-
-    Also drops login failures older than a day (the lockout looks back 15 minutes).
-    """
+def delete_unverified(ttl_hours: int) -> int:
+    """Delete non-admin accounts still unverified `ttl_hours` after sign-up; returns the count."""
     now = utcnow()
     count = db.session.execute(
         delete(User)
         .where(
             User.is_verified.is_(False),
-            User.role != "admin",
+            User.role != Role.ADMIN,
             User.created_at < now - timedelta(hours=ttl_hours),
         )
         .execution_options(synchronize_session=False)
     ).rowcount
-    db.session.execute(delete(LoginFailure).where(LoginFailure.failed_at < now - timedelta(days=1)))
     db.session.commit()
     return count

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from rq import Queue
 
+from project.auth.models import LoginFailure
 from project.database import utcnow
 from project.extensions import db, redis_client
-from project.users.models import LoginFailure
 
 API = "/api/v1/auth"
 

@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from project.auth.models import AuthSession
+from project.auth.models import AuthSession, UserToken
 from project.database import utcnow
 from project.extensions import db
-from project.users.models import User, UserToken
+from project.users.models import User
 
 PASSWORD = "Sup3r$ecret!"
 API = "/api/v1/auth"
@@ -275,6 +275,7 @@ def test_verify_bad_foreign_or_used_token_is_400(client, app, make_user):
     with app.app_context():
         token = issue_token(user["id"], VERIFY, timedelta(hours=1))
         reset_token = issue_token(user["id"], "reset", timedelta(hours=1))
+        db.session.commit()
     assert client.post(f"{API}/verify", json={"token": "nope"}).status_code == 400
     # A reset token is no verification token.
     assert client.post(f"{API}/verify", json={"token": reset_token}).status_code == 400

@@ -214,7 +214,7 @@ def test_seed_adds_demo_data_once(app, client):
     assert "Seeded 0 users and 0 products." in second.output
     assert client.get(API).get_json()["total"] == 20
     with app.app_context():
-        from project.security import verify_password
+        from project.passwords import verify_password
         from project.users.models import User
 
         admin = db.session.query(User).filter_by(email="admin@example.com").one()
@@ -229,7 +229,7 @@ def test_seed_in_production_never_uses_the_well_known_password(app):
     result = app.test_cli_runner().invoke(args=["seed"])
     assert result.exit_code == 0, result.output
     with app.app_context():
-        from project.security import verify_password
+        from project.passwords import verify_password
         from project.users.models import User
 
         admin = db.session.query(User).filter_by(email="admin@example.com").one()

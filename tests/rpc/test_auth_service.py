@@ -9,9 +9,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from grpc_server import SERVICE_NAME, serve
+from project.auth.sessions import revoke_sessions, start_session
 from project.extensions import db
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
-from project.security import revoke_sessions, start_session
 from project.users.models import User
 
 
@@ -33,7 +33,9 @@ def stub(grpc_channel):
 @pytest.fixture
 def tokens(app, user):
     with app.app_context():
-        return start_session(db.session.get(User, user["id"]), "grpc-test", "127.0.0.1")
+        pair = start_session(db.session.get(User, user["id"]), "grpc-test", "127.0.0.1")
+        db.session.commit()
+        return pair
 
 
 def validate(stub, token: str) -> auth_pb2.ValidateTokenResponse:
@@ -98,6 +100,7 @@ def test_revoked_session(app, stub, user, tokens):
     assert validate(stub, tokens["access_token"]).valid
     with app.app_context():
         assert revoke_sessions(user_id=user["id"]) == 1
+        db.session.commit()
     reply = validate(stub, tokens["access_token"])
     assert reply.valid is False
     assert "revoked" in reply.error

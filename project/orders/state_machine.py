@@ -1,4 +1,6 @@
-"""Stock reservation and release: the order state machine's transactions.
+"""The order state machine: each transition is one transaction, stock moves included.
+
+    pending -> reserved | failed | cancelled;  reserved -> paid | cancelled
 
 Every transition locks the order row (`SELECT ... FOR UPDATE` on PostgreSQL) and then moves
 the status with a conditional UPDATE (`WHERE status IN (...)`), so it is race-safe on SQLite
@@ -13,21 +15,21 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, select, update
 
 from project.database import utcnow
 from project.errors import Conflict
 from project.extensions import db
 from project.orders.models import Order, OrderItem
-from project.products import service as products
 from project.products.models import Product
+from project.products.service import invalidate_cache as invalidate_product_cache
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 
 
-def lock_order(order_id: int) -> Order | None:
+def _lock(order_id: int) -> Order | None:
     """The order, its row locked until commit/rollback, its attributes read afresh."""
     stmt = (
         select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
@@ -35,7 +37,7 @@ def lock_order(order_id: int) -> Order | None:
     return db.session.scalars(stmt).first()
 
 
-def transition(order_id: int, from_statuses: Iterable[str], to_status: str, **values) -> bool:
+def _move(order_id: int, from_statuses: Iterable[str], to_status: str, **values) -> bool:
     """Move the order to `to_status` if it is still in one of `from_statuses`; no commit."""
     result = db.session.execute(
         update(Order)
@@ -83,13 +85,13 @@ def _shortfall_reason(item: OrderItem) -> str:
     )[:255]
 
 
-def reserve_order(order_id: int) -> str | None:
+def reserve(order_id: int) -> str | None:
     """Reserve the stock of every item of a pending order, or none; returns the final status.
 
     Acts only on a `pending` order, so a second run (a retry, a duplicate job, a job after
     a cancel) changes nothing.
     """
-    order = lock_order(order_id)
+    order = _lock(order_id)
     if order is None or order.status != "pending":
         db.session.rollback()
         return order.status if order else None
@@ -97,19 +99,19 @@ def reserve_order(order_id: int) -> str | None:
         if not _take(item):
             reason = _shortfall_reason(item)
             db.session.rollback()
-            return fail_pending(order_id, reason)
-    if not transition(order_id, ("pending",), "reserved", reserved_at=utcnow()):
+            return fail(order_id, reason)
+    if not _move(order_id, ("pending",), "reserved", reserved_at=utcnow()):
         db.session.rollback()  # cancelled meanwhile (SQLite has no row lock): undo the stock
         return None
     db.session.commit()
-    products.invalidate_cache()
+    invalidate_product_cache()
     return "reserved"
 
 
-def fail_pending(order_id: int, reason: str) -> str | None:
+def fail(order_id: int, reason: str) -> str | None:
     """Mark a still-pending order failed (commits); returns its final status."""
-    order = lock_order(order_id)
-    if order is None or not transition(order_id, ("pending",), "failed", failure_reason=reason):
+    order = _lock(order_id)
+    if order is None or not _move(order_id, ("pending",), "failed", failure_reason=reason):
         db.session.rollback()
         return order.status if order else None
     db.session.commit()
@@ -117,15 +119,15 @@ def fail_pending(order_id: int, reason: str) -> str | None:
     return "failed"
 
 
-def cancel_order(order_id: int, allowed: tuple[str, ...] = ("pending", "reserved"), reason=None) -> Order:
+def cancel(order_id: int, allowed: tuple[str, ...] = ("pending", "reserved"), reason=None) -> Order:
     """Cancel the order, returning its reserved stock in the same transaction; 409 otherwise."""
-    order = lock_order(order_id)
+    order = _lock(order_id)
     if order is None or order.status not in allowed:
         status = order.status if order else "gone"
         db.session.rollback()
         raise Conflict(f"A {status} order cannot be cancelled.")
     previous = order.status
-    if not transition(order_id, (previous,), "cancelled", failure_reason=reason):
+    if not _move(order_id, (previous,), "cancelled", failure_reason=reason):
         db.session.rollback()
         raise Conflict("The order changed meanwhile and cannot be cancelled.")
     if previous == "reserved":
@@ -133,24 +135,24 @@ def cancel_order(order_id: int, allowed: tuple[str, ...] = ("pending", "reserved
             _give_back(item)
     db.session.commit()
     if previous == "reserved":
-        products.invalidate_cache()
+        invalidate_product_cache()
     return db.session.get(Order, order_id, populate_existing=True)
 
 
-def pay_order(order_id: int) -> Order:
-    order = lock_order(order_id)
+def pay(order_id: int) -> Order:
+    order = _lock(order_id)
     if order is None or order.status != "reserved":
         status = order.status if order else "gone"
         db.session.rollback()
         raise Conflict(f"A {status} order cannot be paid; only a reserved one can.")
-    if not transition(order_id, ("reserved",), "paid"):
+    if not _move(order_id, ("reserved",), "paid"):
         db.session.rollback()
         raise Conflict("The order changed meanwhile and cannot be paid.")
     db.session.commit()
     return db.session.get(Order, order_id, populate_existing=True)
 
 
-def expire_reservations(ttl_minutes: int, now: datetime | None = None) -> int:
+def expire_older_than(ttl_minutes: int, now: datetime | None = None) -> int:
     """Cancel reserved orders older than the TTL (the cancel path: stock back once)."""
     cutoff = (now or utcnow()) - timedelta(minutes=ttl_minutes)
     # updated_at equals reserved_at for a reserved order; it lets the status index serve.
@@ -163,7 +165,7 @@ def expire_reservations(ttl_minutes: int, now: datetime | None = None) -> int:
     expired = 0
     for order_id in ids:
         try:
-            cancel_order(order_id, allowed=("reserved",), reason="Reservation expired before payment.")
+            cancel(order_id, allowed=("reserved",), reason="Reservation expired before payment.")
         except Conflict:
             continue  # paid or cancelled meanwhile
         expired += 1
@@ -172,7 +174,7 @@ def expire_reservations(ttl_minutes: int, now: datetime | None = None) -> int:
     return expired
 
 
-def stale_pending_order_ids(older_than: datetime) -> list[int]:
+def stale_pending_ids(older_than: datetime) -> list[int]:
     """Pending orders created before `older_than`: candidates whose job may be lost."""
     ids = db.session.scalars(
         select(Order.id)
@@ -182,3 +184,16 @@ def stale_pending_order_ids(older_than: datetime) -> list[int]:
     ).all()
     db.session.rollback()
     return list(ids)
+
+
+def reserved_units(product_id: ColumnElement[int]) -> ColumnElement[int]:
+    """Units that reserved orders hold of a product (a correlated subquery on `product_id`).
+
+    Installed as the catalogue's held-units hook: the sync must not write them back.
+    """
+    return (
+        select(func.coalesce(func.sum(OrderItem.quantity), 0))
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(OrderItem.product_id == product_id, Order.status == "reserved")
+        .scalar_subquery()
+    )

@@ -1,0 +1,162 @@
+"""Tokens and sessions: issue, check, rotate, revoke.
+
+The REST guard (`actor_for_token`) and the gRPC servicer (`authenticate`) share one token
+check: signature and expiry good, the expected token type, its session live (not logged out,
+not revoked, not rotated away), and the user existing and active. Sessions are rows in the
+database, so a revocation takes effect on the next request of every process at once.
+
+Nothing here reads the request or commits: the calling service owns the transaction (a
+password change and the end of the other sessions are one commit).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import jwt as pyjwt
+from flask import current_app
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+from sqlalchemy import select, update
+
+from project.auth.models import AuthSession
+from project.database import utcnow
+from project.errors import Unauthorized
+from project.extensions import db
+from project.guard import Actor
+from project.users.models import User
+
+Claims = dict[str, Any]
+
+
+def _access_expires() -> timedelta:
+    return timedelta(minutes=current_app.config["ACCESS_TOKEN_EXPIRE_MINUTES"])
+
+
+def _refresh_expires() -> timedelta:
+    return timedelta(days=current_app.config["REFRESH_TOKEN_EXPIRE_DAYS"])
+
+
+def _token_pair(user: User, session_id: str, refresh_jti: str) -> dict[str, Any]:
+    identity = str(user.id)
+    return {
+        "access_token": create_access_token(
+            identity=identity,
+            additional_claims={"sid": session_id, "role": user.role},
+            expires_delta=_access_expires(),
+        ),
+        "refresh_token": create_refresh_token(
+            identity=identity,
+            additional_claims={"sid": session_id, "jti": refresh_jti},
+            expires_delta=_refresh_expires(),
+        ),
+        "token_type": "bearer",
+        "expires_in": int(_access_expires().total_seconds()),
+    }
+
+
+def start_session(user: User, user_agent: str | None = None, ip: str | None = None) -> dict[str, Any]:
+    """Open a session for a successful login and return its first token pair (no commit)."""
+    now = utcnow()
+    session = AuthSession(
+        id=str(uuid.uuid4()),
+        user_id=user.id,
+        refresh_jti=str(uuid.uuid4()),
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + _refresh_expires(),
+        user_agent=(user_agent or "")[:255] or None,
+        ip=(ip or "")[:64] or None,
+    )
+    db.session.add(session)
+    return _token_pair(user, session.id, session.refresh_jti)
+
+
+def decode(token: str, expected_type: str) -> Claims:
+    """Check signature, expiry and type; raise Unauthorized with a clear message."""
+    try:
+        claims = decode_token(token)
+    except pyjwt.ExpiredSignatureError as exc:
+        raise Unauthorized("Token has expired.") from exc
+    except (pyjwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        raise Unauthorized("Invalid token.") from exc
+    except Exception as exc:  # flask-jwt-extended's own decode errors
+        raise Unauthorized("Invalid token.") from exc
+    if claims.get("type") != expected_type:
+        raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
+    # PyJWT checks `exp` only when present: a signed token without one would never expire.
+    if "exp" not in claims or not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
+        raise Unauthorized("Invalid token.")
+    return claims
+
+
+def _live_session_user(claims: Claims) -> tuple[User, AuthSession]:
+    row = db.session.execute(
+        select(User, AuthSession)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .where(AuthSession.id == claims["sid"], User.id == int(claims["sub"]))
+    ).first()
+    if row is None:
+        raise Unauthorized("Token has been revoked.")
+    user, session = row
+    if session.revoked_at is not None:
+        raise Unauthorized("Token has been revoked.")
+    if not user.is_active:
+        raise Unauthorized("Account is deactivated.")
+    return user, session
+
+
+def authenticate(token: str, expected_type: str = "access") -> tuple[User, Claims]:
+    """The one token check, for REST and gRPC: returns the user and the token's claims."""
+    claims = decode(token, expected_type)
+    user, _session = _live_session_user(claims)
+    return user, claims
+
+
+def actor_for_token(token: str) -> Actor:
+    """The route guard's check (installed in project.guard when auth registers)."""
+    user, claims = authenticate(token, "access")
+    return Actor(id=user.id, role=user.role, session_id=claims["sid"], account=user)
+
+
+def rotate_refresh_token(token: str) -> dict[str, Any] | None:
+    """Trade a refresh token for a new pair (no commit); the presented one is spent.
+
+    A refresh token that was already rotated away revokes its whole session (reuse
+    detection) and gives None: the caller commits the revocation and answers 401. The swap
+    is a conditional UPDATE, so of two concurrent refreshes with one token only one wins.
+    """
+    claims = decode(token, "refresh")
+    user, session = _live_session_user(claims)
+    new_jti = str(uuid.uuid4())
+    now = utcnow()
+    swapped = db.session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session.id,
+            AuthSession.refresh_jti == claims["jti"],
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(refresh_jti=new_jti, last_used_at=now, expires_at=now + _refresh_expires())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not swapped:
+        revoke_sessions(session_ids=[session.id])
+        return None
+    return _token_pair(user, session.id, new_jti)
+
+
+def revoke_sessions(
+    *, session_ids: list[str] | None = None, user_id: int | None = None, keep: str | None = None
+) -> int:
+    """End sessions by id, or every session of a user (but `keep`); no commit. Returns the count."""
+    stmt = update(AuthSession).where(AuthSession.revoked_at.is_(None))
+    if session_ids is not None:
+        stmt = stmt.where(AuthSession.id.in_(session_ids))
+    if user_id is not None:
+        stmt = stmt.where(AuthSession.user_id == user_id)
+    if keep is not None:
+        stmt = stmt.where(AuthSession.id != keep)
+    result = db.session.execute(stmt.values(revoked_at=utcnow()).execution_options(synchronize_session=False))
+    return int(result.rowcount)
