@@ -179,6 +179,7 @@ def test_without_redis_the_sync_runs_inline(client, admin_headers, upstream):
 def test_sync_with_the_queue_down_is_503(client, admin_headers):
     response = client.post(f"{API}/sync", headers=admin_headers)
     assert response.status_code == 503 and response.get_json()["code"] == 503
+    assert response.headers["Retry-After"] == "5"  # worth retrying soon: Retry-After on 503 too
 
 
 def test_the_scheduled_job_function_runs_a_sync(app, upstream):
