@@ -11,6 +11,7 @@ GET).
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, request
 
@@ -29,7 +30,8 @@ def is_cross_site(req: Request) -> bool:
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return True
     origin = req.headers.get("Origin")
-    return origin is not None and origin != req.host_url.rstrip("/")
+    # Host only: behind a TLS-terminating proxy the scheme seen here is not the browser's.
+    return origin is not None and urlsplit(origin).netloc != req.host
 
 
 def refuse_cross_site_changes() -> Response | None:
