@@ -16,11 +16,15 @@ import os
 from pathlib import Path
 
 import pytest
-from flask_migrate import upgrade
-from sqlalchemy import text
 
-from project import create_app
-from project.extensions import db, redis_client
+# A test run never reads a developer's `.env` (config.py reads it only in development).
+os.environ.setdefault("APP_ENV", "testing")
+
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from project import create_app  # noqa: E402
+from project.extensions import db, redis_client  # noqa: E402
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 STRONG_PASSWORD = "Str0ng!Passw0rd"

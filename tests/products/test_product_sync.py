@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -199,6 +200,74 @@ def test_cli_sync_runs_in_the_foreground(app, client, upstream):
     assert client.get(API).get_json()["total"] == 12
 
 
+def test_cli_sync_progress_is_log_lines_when_not_on_a_terminal(app, upstream):
+    import io
+
+    handler = app.extensions["log_handler"]
+    buffer = io.StringIO()
+    old = handler.setStream(buffer)
+    try:
+        result = app.test_cli_runner().invoke(args=["products", "sync"])
+    finally:
+        handler.setStream(old)
+    assert result.exit_code == 0, result.output
+    lines = buffer.getvalue().splitlines()
+    progress = [line.split(" cli: ", 1)[1] for line in lines if " cli: " in line]
+    assert progress[0] == "Fetching upstream: 5/12" and progress[-1] == "Saving products: 12/12"
+    assert "Fetching upstream: 12/12" in progress
+    assert "\r" not in buffer.getvalue() and "\r" not in result.output  # no bar drawing
+
+
+def test_cli_sync_draws_a_bar_on_a_terminal_and_logs_never_share_its_line(database_url, upstream, tmp_path):
+    """A real terminal (a pty): the bar is drawn, and a log line first clears the bar's line."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": "",
+        "PRODUCTS_SYNC_URL": upstream.url,
+        "PRODUCTS_SYNC_PAGE_SIZE": "5",
+        "LOG_FORMAT": "plain",
+        "FLASK_SKIP_DOTENV": "1",
+    }
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "products", "sync"],
+        cwd=root,
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    output = b"".join(chunks).decode(errors="replace")
+    assert "Fetching upstream" in output and "Saving products" in output and "12/12" in output
+    assert "Sync succeeded: 12 created, 0 updated, 0 failed." in output
+    # The sync's own log line, written while the bar is up, first clears the bar's line: what the
+    # terminal shows on that line (after the last carriage return) is the log line alone.
+    log_at = output.index("products sync cli-")
+    shown = output[output.rfind("\r", 0, log_at) : log_at]
+    assert re.match(r"\r\x1b\[K\d{4}-\d\d-\d\dT[\d:.]+Z INFO ", shown), repr(shown)
+
+
 def test_cli_sync_reports_a_failure(app, upstream):
     upstream.fail_at_skip = 5
     result = app.test_cli_runner().invoke(args=["products", "sync"])
@@ -226,14 +295,37 @@ def test_seed_adds_demo_data_once(app, client):
 @pytest.mark.app_config(
     APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40, MAIL_SERVER="127.0.0.1"
 )
-def test_seed_in_production_never_uses_the_well_known_password(app):
-    result = app.test_cli_runner().invoke(args=["seed"])
-    assert result.exit_code == 0, result.output
-    with app.app_context():
-        from project.passwords import verify_password
-        from project.users.models import User
+def test_seed_in_production_needs_yes_creates_no_admin_unless_asked_and_no_known_password(app):
+    from project.passwords import verify_password
+    from project.products.models import Product
+    from project.users.models import User
 
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["seed"])
+    assert refused.exit_code == 1
+    assert refused.output == "Error: APP_ENV is production: demo data goes in only with --yes.\n"
+    with app.app_context():
+        assert db.session.query(User).count() == 0 and db.session.query(Product).count() == 0
+
+    result = runner.invoke(args=["seed", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "Seeded 3 users and 20 products." in result.output
+    with app.app_context():
+        assert db.session.query(User).filter_by(role="admin").count() == 0
+        alice = db.session.query(User).filter_by(email="alice@example.com").one()
+        assert not verify_password(alice.password_hash, "Demo!Passw0rd")
+
+    with_admin = runner.invoke(args=["seed", "--yes", "--admin"])
+    assert with_admin.exit_code == 0 and "Seeded 1 users and 0 products." in with_admin.output
+    with app.app_context():
         admin = db.session.query(User).filter_by(email="admin@example.com").one()
-        assert not verify_password(admin.password_hash, "Demo!Passw0rd")
-        printed = result.output.rsplit("use password ", 1)[1].strip().strip("'.")
+        assert admin.role == "admin" and not verify_password(admin.password_hash, "Demo!Passw0rd")
+        printed = with_admin.output.rsplit("use password ", 1)[1].strip().strip("'.")
         assert verify_password(admin.password_hash, printed)
+
+
+def test_seed_errors_are_one_line(app):
+    result = app.test_cli_runner().invoke(args=["seed", "--password", "weak"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert "Traceback" not in result.output and "{" not in result.output
