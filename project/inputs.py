@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, NoReturn
+from typing import Any
 
 from flask import Flask, Request, request
 from flask.json.provider import DefaultJSONProvider
@@ -25,64 +25,85 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from project.errors import BadRequest, Unprocessable
 
 MAX_JSON_DEPTH = 32
-# Beyond any field's range (the schemas bound every number); far below Python's 4,300-digit
-# int conversion limit, whose ValueError would otherwise escape as a 500.
+# Beyond any field's range (the schemas bound every number); longer than Python's 4,300-digit
+# int conversion limit, json.loads raises a ValueError that would otherwise escape as a 500.
 MAX_INT_DIGITS = 100
+INT_LIMIT = 10**MAX_INT_DIGITS
 # NUL, and UTF-16 surrogate code points: after JSON decoding a pair has become one character,
 # so any surrogate left in a str is a lone one (not encodable as UTF-8).
 BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+# In an ASCII document either can only come from a \u escape (a raw NUL is malformed JSON), so
+# an ASCII document without such an escape needs no string looked at. (json.loads decodes bytes
+# with "surrogatepass": UTF-8-encoded surrogates are not ASCII, so they get the full check.)
+BAD_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+BAD_ESCAPE_BYTES = re.compile(BAD_ESCAPE.pattern.encode())
 NUL_MESSAGE = "Text must not contain the NUL character (\\u0000)."
+DIGITS_MESSAGE = f"Numbers must have at most {MAX_INT_DIGITS} digits."
+DEPTH_MESSAGE = f"JSON must not be nested more than {MAX_JSON_DEPTH} levels deep."
 
 
 class UnsafeJSON(ValueError):
     """Valid JSON the API refuses (a 422): bad text, bad numbers, nesting too deep."""
 
 
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise UnsafeJSON(f"Numbers must have at most {MAX_INT_DIGITS} digits.")
-    return int(text)
+def _check_text(text: str) -> None:
+    found = BAD_TEXT.search(text)
+    if found:
+        raise UnsafeJSON(NUL_MESSAGE if found.group() == "\x00" else "Text must be valid Unicode.")
 
 
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
+def _check_scalar(value: Any, texts: bool) -> None:
+    kind = type(value)
+    if kind is str:
+        if texts:
+            _check_text(value)
+    elif kind is int:
+        if not -INT_LIMIT < value < INT_LIMIT:
+            raise UnsafeJSON(DIGITS_MESSAGE)
+    elif kind is float and not math.isfinite(value):  # NaN, Infinity, and 1e400 (parsed as inf)
         raise UnsafeJSON("Numbers must be finite and within the range of a double.")
-    return value
 
 
-def _parse_constant(name: str) -> NoReturn:
-    raise UnsafeJSON(f"{name} is not a number JSON allows.")
-
-
-def check_json_value(value: Any) -> None:
-    """Depth and text of a decoded document, walked with an explicit stack (no recursion)."""
+def check_json_value(value: Any, texts: bool = True) -> None:
+    """Depth, numbers and (if `texts`) strings of a decoded document, walked with an explicit
+    stack: no recursion, one pass over the containers."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, str):
-            found = BAD_TEXT.search(item)
-            if found:
-                raise UnsafeJSON(NUL_MESSAGE if found.group() == "\x00" else "Text must be valid Unicode.")
-        elif isinstance(item, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                raise UnsafeJSON(f"JSON must not be nested more than {MAX_JSON_DEPTH} levels deep.")
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+        if type(item) is dict:
+            children: Any = item.values()
+            if texts:
+                for key in item:
+                    _check_text(key)
+        elif type(item) is list:
+            children = item
+        else:
+            _check_scalar(item, texts)
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise UnsafeJSON(DEPTH_MESSAGE)
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+            else:
+                _check_scalar(child, texts)
 
 
 class JSONProvider(DefaultJSONProvider):
     """Flask's JSON, refusing what the API must never meet (see the module docstring)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        kwargs.setdefault("parse_int", _parse_int)
-        kwargs.setdefault("parse_float", _parse_float)
-        kwargs.setdefault("parse_constant", _parse_constant)
         try:
             value = json.loads(s, **kwargs)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise  # malformed: a 400
+        except ValueError as exc:  # an integer past Python's conversion limit
+            raise UnsafeJSON(DIGITS_MESSAGE) from exc
         except RecursionError as exc:
-            raise UnsafeJSON(f"JSON must not be nested more than {MAX_JSON_DEPTH} levels deep.") from exc
-        check_json_value(value)
+            raise UnsafeJSON(DEPTH_MESSAGE) from exc
+        escapes = BAD_ESCAPE_BYTES if isinstance(s, bytes | bytearray) else BAD_ESCAPE
+        texts = not s.isascii() or escapes.search(s) is not None  # type: ignore[arg-type]
+        check_json_value(value, texts=texts)
         return value
 
 

@@ -58,6 +58,7 @@ HOSTILE_BODIES = {
     "lone high surrogate": ('{"name": "\\ud800", "password": "\\ud800x"}', 422),
     "lone low surrogate in a key": ('{"\\udfff": 1}', 422),
     "reversed surrogate pair": ('{"title": "\\udc00\\ud800"}', 422),
+    "a surrogate encoded raw in UTF-8": (b'{"name": "\xed\xa0\x80"}', 422),  # json.loads: surrogatepass
     "NUL in text": ('{"name": "a\\u0000b"}', 422),
     "5,000-digit integer": ('{"price": ' + "9" * 5000 + "}", 422),
     "negative 5,000-digit integer": ('{"delta": -' + "9" * 5000 + "}", 422),
