@@ -156,22 +156,24 @@ def serve_posts(httpserver) -> None:
     httpserver.expect_request(re.compile(r"^/posts/[^/]+$")).respond_with_handler(one)
 
 
-@pytest.mark.slow
-def test_fuzz_the_api_from_its_openapi_document(app, admin, user, auth_headers, httpserver):
+@pytest.fixture
+def fuzz_headers(app, admin, user, auth_headers, httpserver) -> dict[str, dict]:
+    """The three callers, with the posts upstream served on loopback."""
     serve_posts(httpserver)
     app.config["POSTS_API_URL"] = httpserver.url_for("/").rstrip("/")
-    headers = {"admin": auth_headers(admin), "user": auth_headers(user), "anonymous": {}}
-    operations, failures = fuzz(app, headers)
+    return {"admin": auth_headers(admin), "user": auth_headers(user), "anonymous": {}}
+
+
+@pytest.mark.slow
+def test_fuzz_the_api_from_its_openapi_document(app, fuzz_headers):
+    operations, failures = fuzz(app, fuzz_headers)
     assert len(operations) >= 5, "the OpenAPI document lists too few operations"
     assert not failures, "\n\n".join(failures)
 
 
 @pytest.mark.slow
-def test_fuzz_every_operation_with_hostile_unicode_and_numbers(app, admin, user, auth_headers, httpserver):
-    serve_posts(httpserver)
-    app.config["POSTS_API_URL"] = httpserver.url_for("/").rstrip("/")
-    headers = {"admin": auth_headers(admin), "user": auth_headers(user), "anonymous": {}}
-    sent, failures = fuzz_hostile(app, headers)
+def test_fuzz_every_operation_with_hostile_unicode_and_numbers(app, fuzz_headers):
+    sent, failures = fuzz_hostile(app, fuzz_headers)
     assert sent >= 5 * EXAMPLES
     assert not failures, "\n\n".join(failures)
 
