@@ -115,7 +115,7 @@ class AppRequest(Request):
         raise BadRequest("The request body is malformed; see errors.", {"json": ["Invalid JSON body."]})
 
 
-def _has_nul(values) -> bool:
+def _has_nul(values: list[str]) -> bool:
     return any("\x00" in value for value in values)
 
 
