@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PORT ?= 5000
 
-.PHONY: install run test lint fuzz bench proto worker scheduler grpc clean
+.PHONY: install run test lint fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,16 @@ fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES pe
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider
 
 # Benchmarks need PostgreSQL and Redis; each writes its figures to bench/results/<name>.json.
-bench: install  ## every benchmark: catalogue, orders, token check
+bench: install  ## every benchmark: catalogue, orders, HTTP hot paths (+ gRPC token check)
 	$(BIN)/python bench/catalogue.py
 	$(BIN)/python bench/orders.py
-	$(BIN)/python bench/token_check.py
+	$(BIN)/python bench/http.py
+
+bench-gunicorn: install  ## gunicorn settings side by side (how gunicorn.conf.py's defaults were chosen)
+	$(BIN)/python bench/gunicorn_settings.py
+
+bench-catalogue: install  ## 10k and 1M products: list, filters, search, deep pages, with plans
+	$(BIN)/python bench/catalogue.py
 
 # The generated code is checked in (project/rpc/generated); run this after editing protos/.
 # protoc writes `import auth_pb2`, which only works from that directory: make it a package import.

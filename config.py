@@ -77,9 +77,11 @@ class Config:
     JWT_SECRET_KEY = env_str("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)
 
     SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", sqlite_url())
+    # No pool pre-ping: it is one more round trip on every request. A connection the server
+    # ended fails once (a 503; the token check retries it) and the pool replaces it.
     # hide_parameters: SQL parameters (password hashes, token digests) never reach a log line or
     # an error message.
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True, "hide_parameters": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"hide_parameters": True}
     # Unset: cache, rate limits and jobs run inside the one process.
     REDIS_URL = env_str("REDIS_URL")
 

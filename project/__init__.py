@@ -6,12 +6,14 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import check_production_config, database_url, get_config
+from project.database import register_sqlite_functions
 
 # One package per feature; each has routes.py with `blp`, may have cli.py with `commands`, and
 # may define `init_app(app)` in its __init__.py to fill the hooks of the features below it.
@@ -24,6 +26,7 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     app.config.from_object(config)
     app.config.update(overrides or {})
     app.json.sort_keys = False  # fields in the order the schemas declare them
+    app.session_interface = CookieSessionOnDemand()
     if app.config["APP_ENV"] == "production":
         check_production_config(app.config)
 
@@ -147,6 +150,16 @@ def register_commands(app: Flask) -> None:
             app.cli.add_command(command)
 
 
+class CookieSessionOnDemand(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, unpacked only when the request carries the cookie: the
+    API authenticates with bearer tokens, and building the signer costs every request."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 class StripTrailingSlash:
     """`/api/v1/users/` answers as `/api/v1/users`, without a redirect (API.md)."""
 
@@ -162,8 +175,10 @@ class StripTrailingSlash:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
-    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked."""
+    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked; it also gets
+    a Unicode-aware lower (project.database.register_sqlite_functions)."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        register_sqlite_functions(dbapi_connection)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import Connection, DateTime
 from sqlalchemy.types import TypeDecorator
+
+from project.extensions import db
 
 
 def utcnow() -> datetime:
@@ -27,3 +32,29 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+@contextmanager
+def autocommit_connection() -> Iterator[Connection]:
+    """A pooled connection in autocommit, for reads that must cost ONE round trip: no BEGIN
+    before, no ROLLBACK when it goes back to the pool. (SQLAlchemy's
+    `isolation_level="AUTOCOMMIT"` costs psycopg2 a round trip to set and one to reset; the
+    driver's own `autocommit` flag is client-side.)"""
+    with db.engine.connect() as connection:
+        dbapi_connection = connection.connection.dbapi_connection
+        dbapi_connection.autocommit = True
+        try:
+            yield connection
+        finally:
+            if not connection.invalidated:
+                dbapi_connection.autocommit = False
+
+
+def _unicode_lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
+
+
+def register_sqlite_functions(dbapi_connection: sqlite3.Connection) -> None:
+    """SQLite's built-in lower() folds ASCII only; `unicode_lower` folds the rest too, as
+    PostgreSQL's lower() does (Ä/ä, É/é, Ж/ж), so both databases match the same rows."""
+    dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)

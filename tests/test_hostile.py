@@ -7,6 +7,7 @@ the app answers normally afterwards. Runs on SQLite and, in CI, on PostgreSQL.
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -36,6 +37,8 @@ def assert_error(response, code: int) -> dict:
     assert response.status_code == code, (response.status_code, response.get_data(as_text=True)[:300])
     body = response.get_json()
     assert body["code"] == code and isinstance(body["status"], str) and body["message"], body
+    # In the shape's own order (the app's JSON provider keeps create_app's sort_keys=False).
+    assert list(json.loads(response.get_data()))[:3] == ["code", "status", "message"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     return body
 

@@ -6,7 +6,7 @@ share a normal form, nothing changes and the migration stops, naming the rows: a
 decides which account keeps the name.
 
 Revision ID: 0005_identity_normal_form
-Revises: 0003_catalogue
+Revises: 0004_catalogue_search
 """
 
 import unicodedata
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_identity_normal_form"
-down_revision = "0003_catalogue"
+down_revision = "0004_catalogue_search"
 branch_labels = None
 depends_on = None
 

@@ -3,6 +3,7 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from project.caching import cached_response
 from project.guard import Role, auth_required
 from project.pagination import page_of
 from project.products import service, sync
@@ -25,6 +26,14 @@ blp = Blueprint(
 )
 
 ADMIN_ERRORS = ((401, "Missing or invalid token."), (403, "Admin only."))
+CACHE_HEADERS = {
+    "X-Cache": {"description": "HIT or MISS"},
+    "ETag": {"description": "Send it back in If-None-Match: a match is a 304 with no body"},
+}
+
+
+def cached(kind, query=None):
+    return cached_response(service.NAMESPACE, kind, "PRODUCTS_CACHE_TTL", query)
 
 
 def admin_docs(func):
@@ -35,12 +44,12 @@ def admin_docs(func):
 
 @blp.route("")
 class Products(MethodView):
+    @cached("list", ProductListArgs)
     @blp.arguments(ProductListArgs, location="query")
-    @blp.response(200, page_of(ProductSchema), headers={"X-Cache": {"description": "HIT or MISS"}})
+    @blp.response(200, page_of(ProductSchema), headers=CACHE_HEADERS)
     def get(self, args):
         """List products: filters, sort and pagination (cached)."""
-        result = service.list_products(**args)
-        return result.value, 200, result.headers
+        return service.list_products(**args)
 
     @auth_required(Role.ADMIN)
     @blp.arguments(ProductInSchema)
@@ -54,12 +63,12 @@ class Products(MethodView):
 
 @blp.route("/search")
 class ProductSearch(MethodView):
+    @cached("search", ProductSearchArgs)
     @blp.arguments(ProductSearchArgs, location="query")
-    @blp.response(200, page_of(ProductSchema))
+    @blp.response(200, page_of(ProductSchema), headers=CACHE_HEADERS)
     def get(self, args):
         """Search products by name, description and category (cached)."""
-        result = service.search_products(**args)
-        return result.value, 200, result.headers
+        return service.search_products(**args)
 
 
 @blp.route("/sync")
@@ -85,12 +94,12 @@ class ProductSyncStatus(MethodView):
 
 @blp.route("/<dbint:product_id>")
 class ProductItem(MethodView):
-    @blp.response(200, ProductSchema)
+    @cached("detail")
+    @blp.response(200, ProductSchema, headers=CACHE_HEADERS)
     @blp.alt_response(404, description="No such product.")
     def get(self, product_id):
         """One product (cached); a deleted product is 404."""
-        result = service.get_product(product_id)
-        return result.value, 200, result.headers
+        return service.get_product(product_id)
 
     @auth_required(Role.ADMIN)
     @blp.arguments(ProductInSchema)

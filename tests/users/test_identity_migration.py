@@ -14,7 +14,7 @@ from config import database_url
 from project import create_app
 from tests.conftest import MIGRATIONS
 
-BEFORE = "0003_catalogue"
+BEFORE = "0004_catalogue_search"
 INSERT = text(
     "INSERT INTO users (email, username, password_hash, role, is_active, is_verified, created_at, updated_at)"
     " VALUES (:email, :username, 'x', 'user', true, true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
