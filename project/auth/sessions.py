@@ -88,6 +88,7 @@ def decode(token: str, expected_type: str) -> Claims:
             audience=jwt_config.decode_audience,
             issuer=jwt_config.decode_issuer,
             leeway=jwt_config.leeway,
+            # `require`: PyJWT checks `exp` only when present, and a token without one never expires.
             options={"verify_aud": jwt_config.decode_audience is not None, "require": ["exp"]},
         )
     except pyjwt.ExpiredSignatureError as exc:
@@ -96,8 +97,7 @@ def decode(token: str, expected_type: str) -> Claims:
         raise Unauthorized("Invalid token.") from exc
     if claims.get("type") != expected_type:
         raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
-    # PyJWT checks `exp` only when present: a signed token without one would never expire.
-    if "exp" not in claims or not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
+    if not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
         raise Unauthorized("Invalid token.")
     return claims
 
