@@ -146,10 +146,17 @@ class Config:
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
+    # The docs pages load their assets from this server (project/static, versions pinned in the
+    # Makefile's docs-assets target): they work without internet.
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_SWAGGER_UI_URL = "/static/swagger-ui-5.35.0/"
+    OPENAPI_SWAGGER_UI_CONFIG = {
+        "validatorUrl": None,  # no badge from validator.swagger.io
+        "persistAuthorization": True,
+        "displayOperationId": True,
+    }
     OPENAPI_REDOC_PATH = "/redoc"
-    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"
+    OPENAPI_REDOC_URL = "/static/redoc-2.5.4/redoc.standalone.js"
 
 
 class DevelopmentConfig(Config):

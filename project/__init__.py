@@ -107,9 +107,6 @@ def register_extensions(app: Flask) -> None:
         cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
     limiter.init_app(app)
     api.init_app(app)
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
 
 
 def register_blueprints(app: Flask) -> None:

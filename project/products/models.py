@@ -107,6 +107,9 @@ class ProductCount(db.Model):
     live: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+SYNC_STATUSES = ("running", "succeeded", "failed")
+
+
 class SyncRun(db.Model):
     """One run of the upstream catalogue sync (`/products/sync/status`)."""
 
