@@ -10,7 +10,9 @@ from project.guard import ROLES
 from project.pagination import PaginationArgs
 from project.users.models import IDENTITY_MAX, normal_form
 
-USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}\Z"  # \Z: "$" would let a trailing newline through
+# "$" would let a trailing newline through, but NormalFormText strips it first (and OpenAPI
+# patterns are ECMA regexes: no "\Z").
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}$"
 
 
 class NormalFormText(fields.String):
