@@ -79,7 +79,9 @@ class Config:
     SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", sqlite_url())
     # No pool pre-ping: it is one more round trip on every request. A connection the server
     # ended fails once (a 503; the token check retries it) and the pool replaces it.
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # hide_parameters: SQL parameters (password hashes, token digests) never reach a log line or
+    # an error message.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"hide_parameters": True}
     # Unset: cache, rate limits and jobs run inside the one process.
     REDIS_URL = env_str("REDIS_URL")
 
@@ -124,6 +126,8 @@ class Config:
     # Seconds before each retry of an email whose sending failed (one retry per entry).
     EMAIL_RETRY_BACKOFF = [int(s) for s in env_list("EMAIL_RETRY_BACKOFF", "30,120,600,1800")]
     FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:5000")
+    # A larger request body is a 413 before anything reads it (project/inputs.py).
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
 
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
     RATE_LIMIT_DEFAULT = env_str("RATE_LIMIT_DEFAULT", "200/minute")
@@ -199,9 +203,12 @@ def get_config(app_env: str | None = None) -> type[Config]:
     return CONFIGS[name]
 
 
-def check_production_secrets(config: dict) -> None:
-    """Refuse to run production with missing or development secrets."""
+def check_production_config(config: dict) -> None:
+    """Refuse to run production with missing or development secrets, or without a mail server
+    (without one, mail goes to the log: emailed tokens would be written there)."""
     for key, dev_value in (("SECRET_KEY", DEV_SECRET_KEY), ("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)):
         value = config.get(key)
         if not value or value == dev_value:
             raise RuntimeError(f"{key} must be set to a non-default value when APP_ENV=production")
+    if not config.get("MAIL_SERVER"):
+        raise RuntimeError("MAIL_SERVER must be set when APP_ENV=production")

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import check_production_secrets, database_url, get_config
+from config import check_production_config, database_url, get_config
 from project.database import register_sqlite_functions
 
 # One package per feature; each has routes.py with `blp`, may have cli.py with `commands`, and
@@ -28,9 +28,11 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     app.json.sort_keys = False  # fields in the order the schemas declare them
     app.session_interface = CookieSessionOnDemand()
     if app.config["APP_ENV"] == "production":
-        check_production_secrets(app.config)
+        check_production_config(app.config)
 
     derive_settings(app)
+    register_security_headers(app)  # first: its after-request hook then runs last
+    register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
     register_observability(app)
@@ -77,6 +79,18 @@ def _default_rate_limit() -> str:
     from flask import current_app
 
     return current_app.config["RATE_LIMIT_DEFAULT"]
+
+
+def register_security_headers(app: Flask) -> None:
+    from project.security_headers import register_security_headers as register
+
+    register(app)
+
+
+def register_input_checks(app: Flask) -> None:
+    from project.inputs import register_input_checks as register
+
+    register(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -20,6 +20,9 @@ from project.redis_client import REDIS_ERRORS
 log = logging.getLogger(__name__)
 
 
+RETRY_SOON = {"Retry-After": "5"}
+
+
 class AppError(Exception):
     code = 400
 
@@ -66,7 +69,12 @@ class UpstreamError(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """A dependency is down: says when a retry is worth it (the pools reconnect within seconds)."""
+
     code = 503
+
+    def __init__(self, message: str, errors: dict | None = None, headers: dict | None = None):
+        super().__init__(message, errors, {**RETRY_SOON, **(headers or {})})
 
 
 def field_error(field: str, message: str, location: str = "json") -> Unprocessable:
@@ -129,19 +137,19 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def handle_database_down(exc: OperationalError):
         log.error("database unavailable: %s", exc.__class__.__name__)
-        return error_response(503, "The database is unavailable, try again later.")
+        return error_response(503, "The database is unavailable, try again later.", headers=RETRY_SOON)
 
     for redis_error in REDIS_ERRORS:
 
         @app.errorhandler(redis_error)
         def handle_redis_down(exc):
             log.error("redis unavailable: %s", exc.__class__.__name__)
-            return error_response(503, "Redis is unavailable, try again later.")
+            return error_response(503, "Redis is unavailable, try again later.", headers=RETRY_SOON)
 
     @app.errorhandler(DBAPIError)
     def handle_database_error(exc: DBAPIError):
         if exc.connection_invalidated:
-            return error_response(503, "The database is unavailable, try again later.")
+            return error_response(503, "The database is unavailable, try again later.", headers=RETRY_SOON)
         log.exception("database error")
         return error_response(500, "Internal server error.")
 

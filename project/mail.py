@@ -25,6 +25,11 @@ def send_email(to: str, subject: str, text: str, html: str | None = None) -> Non
         message.add_alternative(html, subtype="html")
 
     if not config.get("MAIL_SERVER"):
+        # Development and testing read their links here. Production refuses to start without
+        # MAIL_SERVER; should it get here anyway, the body (links, tokens) stays out of the log.
+        if config.get("APP_ENV") == "production":
+            log.error("email to=%s subject=%s not sent: no MAIL_SERVER", to, subject)
+            return
         log.info("email (no MAIL_SERVER set) to=%s subject=%s\n%s", to, subject, text)
         return
     with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=10) as smtp:

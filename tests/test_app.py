@@ -4,7 +4,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from config import check_production_secrets
+from config import check_production_config
 from project import create_app
 from project.extensions import db
 
@@ -54,10 +54,19 @@ def test_production_refuses_development_secrets():
         create_app(app_env="production", overrides={"REDIS_URL": None})
 
 
-def test_production_accepts_real_secrets():
-    check_production_secrets({"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32})
+def test_production_accepts_real_secrets_and_a_mail_server():
+    good = {"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32, "MAIL_SERVER": "smtp.example.com"}
+    check_production_config(good)
     with pytest.raises(RuntimeError, match="JWT_SECRET_KEY"):
-        check_production_secrets({"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": ""})
+        check_production_config({**good, "JWT_SECRET_KEY": ""})
+
+
+def test_production_refuses_to_start_without_a_mail_server():
+    """Without one, mail would go to the log, reset links and their tokens with it."""
+    secrets = {"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32, "REDIS_URL": None}
+    with pytest.raises(RuntimeError, match="MAIL_SERVER"):
+        create_app(app_env="production", overrides={**secrets, "MAIL_SERVER": None})
+    assert create_app(app_env="production", overrides={**secrets, "MAIL_SERVER": "smtp.example.com"})
 
 
 def test_migrations_match_the_models(app):

@@ -11,7 +11,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Install auth's token check in the route guard and its account hooks in users."""
-    from project.auth.jobs import queue_verification_email
+    from project.auth.jobs import queue_email_changed_notice, queue_verification_email
     from project.auth.sessions import actor_for_token, revoke_sessions
     from project.auth.tokens import RESET, retire_tokens
     from project.guard import install_token_check
@@ -24,5 +24,6 @@ def init_app(app: Flask) -> None:
             end_sessions=lambda user_id, keep: revoke_sessions(user_id=user_id, keep=keep),
             retire_reset_tokens=lambda user_id: retire_tokens(user_id, RESET),
             send_verification=queue_verification_email,
+            notify_email_changed=queue_email_changed_notice,
         ),
     )

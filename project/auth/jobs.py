@@ -67,6 +67,20 @@ def send_password_reset_email(user_id: int) -> bool:
     return True
 
 
+def send_email_changed_notice(user_id: int, old_email: str) -> bool:
+    """Tell the previous address that the account's email changed (no link, no token)."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        return False
+    send_email(
+        old_email,
+        "Your email address was changed",
+        f"Hello {user.username},\n\nThe email address of your account was changed from this "
+        "address to another one. If you did not do this, reset your password and contact us.\n",
+    )
+    return True
+
+
 def queue_verification_email(user_id: int) -> EnqueuedJob | None:
     job = _enqueue_email(send_verification_email, user_id)
     if job is None:
@@ -78,6 +92,15 @@ def queue_password_reset_email(user_id: int) -> EnqueuedJob | None:
     job = _enqueue_email(send_password_reset_email, user_id)
     if job is None:
         log.error("password reset email for user %s not queued (Redis down)", user_id)
+    return job
+
+
+def queue_email_changed_notice(user_id: int, old_email: str) -> EnqueuedJob | None:
+    job = enqueue(
+        "email", send_email_changed_notice, user_id, old_email, retries=EMAIL_RETRIES, backoff=EMAIL_BACKOFF
+    )
+    if job is None:
+        log.error("email-changed notice for user %s not queued (Redis down)", user_id)
     return job
 
 

@@ -41,6 +41,13 @@ limiter.limit(lambda: current_app.config["RATE_LIMIT_AUTH"])(blp)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+@blp.after_request
+def no_store(response):
+    """Tokens and session details are never kept by a browser or a shared cache (RFC 6749 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _load(schema: Schema, data, location: str) -> dict:
     try:
         return schema.load(data)

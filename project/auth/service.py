@@ -23,8 +23,8 @@ from project.passwords import (
     password_needs_rehash,
     verify_password,
 )
-from project.users.models import User
-from project.users.service import create_user, find_by_login, get_user, normalize_email
+from project.users.models import User, normal_form
+from project.users.service import create_user, find_by_login, get_user
 
 BAD_CREDENTIALS = "Incorrect login or password."
 
@@ -84,7 +84,7 @@ def login(login_name: str, password: str, user_agent: str | None, ip: str | None
     """
     user = find_by_login(login_name)
     # An account's failures count together whether it was named by email or by username.
-    identifier = f"user:{user.id}" if user else f"login:{login_name.strip().lower()}"[:255]
+    identifier = f"user:{user.id}" if user else f"login:{normal_form(login_name)}"[:255]
     ip = (ip or "unknown")[:64]
     retry_after = _lockout_retry_after(identifier, ip)
     if retry_after is not None:
@@ -201,7 +201,7 @@ def resend_verification(user_id: int) -> None:
 
 def forgot_password(email: str) -> None:
     """Queue a reset email when an active account has this email; silent either way."""
-    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    user = db.session.scalar(select(User).where(User.email_key == normal_form(email)))
     if user is not None and user.is_active:
         queue_password_reset_email(user.id)
 

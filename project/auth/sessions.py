@@ -88,6 +88,7 @@ def decode(token: str, expected_type: str) -> Claims:
             audience=jwt_config.decode_audience,
             issuer=jwt_config.decode_issuer,
             leeway=jwt_config.leeway,
+            # `require`: PyJWT checks `exp` only when present, and a token without one never expires.
             options={"verify_aud": jwt_config.decode_audience is not None, "require": ["exp"]},
         )
     except pyjwt.ExpiredSignatureError as exc:

@@ -1,17 +1,49 @@
 """The RQ dashboard at /rq, behind HTTP basic auth; not mounted (404) without credentials
-or without Redis."""
+or without Redis.
+
+Its state-changing routes (empty a queue, requeue, delete, compact: every rule that takes a
+POST) refuse cross-site requests, since a browser replays basic-auth credentials to any page
+that posts to them (CSRF): a POST from another origin (`Origin`, or `Sec-Fetch-Site:
+cross-site`/`same-site`) is a 403, and a GET to them is a 405 (rq-dashboard also requeues on
+GET).
+"""
 
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
+
+from project.errors import error_response
 
 URL_PREFIX = "/rq"
 
 
 def _same(given: str | None, expected: str) -> bool:
     return hmac.compare_digest((given or "").encode(), expected.encode())
+
+
+def is_cross_site(req: Request) -> bool:
+    """True for a request a page of another origin made (no header: not a browser, allowed)."""
+    fetch_site = req.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = req.headers.get("Origin")
+    # Host only: behind a TLS-terminating proxy the scheme seen here is not the browser's.
+    return origin is not None and urlsplit(origin).netloc != req.host
+
+
+def refuse_cross_site_changes() -> Response | None:
+    """For the dashboard's state-changing rules: POST only, and only from its own origin."""
+    rule = request.url_rule
+    if rule is None or "POST" not in (rule.methods or ()):
+        return None
+    if request.method != "POST":
+        return error_response(405, "This dashboard action needs a POST.", headers={"Allow": "POST"})
+    if is_cross_site(request):
+        return error_response(403, "Cross-site requests to the dashboard are refused.")
+    return None
 
 
 def register_dashboard(app: Flask) -> bool:
@@ -41,6 +73,6 @@ def register_dashboard(app: Flask) -> bool:
             return Response(
                 "Authentication required.", 401, {"WWW-Authenticate": 'Basic realm="RQ Dashboard"'}
             )
-        return None
+        return refuse_cross_site_changes()
 
     return True

@@ -55,12 +55,44 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def build_handler(log_format: str, stream=None) -> logging.Handler:
+# What a secret looks like once formatted: a JWT, an Argon2 hash, a token in a link's query,
+# a bearer credential. Production log lines are passed through these (RedactingFormatter).
+SECRET_PATTERNS = (
+    (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), "[redacted token]"),
+    (re.compile(r"\$argon2(?:id|i|d)\$[^\s\"',)]+"), "[redacted hash]"),
+    (re.compile(r"([?&](?:token|access_token|refresh_token)=)[^&\s\"'<>]+"), r"\1[redacted]"),
+    (re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1[redacted]"),
+)
+
+
+def redact(line: str) -> str:
+    for pattern, replacement in SECRET_PATTERNS:
+        line = pattern.sub(replacement, line)
+    return line
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wraps a formatter and removes secrets from what it writes (production): a second line
+    of defence behind "never log one" (no bodies, headers or query strings; SQL parameters
+    hidden; no mail body), for whatever a library prints at DEBUG (SQLAlchemy result rows...)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
+
+
+def build_handler(log_format: str, stream=None, redact_secrets: bool = False) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
+    formatter: logging.Formatter
     if log_format == "json":
-        formatter: logging.Formatter = JsonLineFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES)
+        formatter = JsonLineFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES)
     else:
         formatter = PlainFormatter(PLAIN_FORMAT)
+    if redact_secrets:
+        formatter = RedactingFormatter(formatter)
     handler.setFormatter(formatter)
     handler.addFilter(RequestIdFilter())
     handler._app_handler = True  # ours: replaced, not stacked, when another app is created
@@ -72,7 +104,10 @@ def configure_logging(app: Flask) -> logging.Handler:
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_app_handler", False)]:
         root.removeHandler(old)
-    handler = build_handler((app.config.get("LOG_FORMAT") or "plain").lower())
+    handler = build_handler(
+        (app.config.get("LOG_FORMAT") or "plain").lower(),
+        redact_secrets=app.config.get("APP_ENV") == "production",
+    )
     root.addHandler(handler)
     root.setLevel((app.config.get("LOG_LEVEL") or "INFO").upper())
     # Werkzeug's dev-server access lines duplicate ours.

@@ -21,6 +21,8 @@ class AccountHooks:
     retire_reset_tokens: Callable[[int], object]
     # Queue a verification email (called after the commit).
     send_verification: Callable[[int], object]
+    # Tell the previous address that the account's email changed (after the commit).
+    notify_email_changed: Callable[[int, str], object]
 
 
 def install_account_hooks(app: Flask, hooks: AccountHooks) -> None:

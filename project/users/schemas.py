@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import unicodedata
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from project.guard import ROLES
 from project.pagination import PaginationArgs
+from project.users.models import IDENTITY_MAX, normal_form
 
+# "$" would let a trailing newline through, but NormalFormText strips it first (and OpenAPI
+# patterns are ECMA regexes: no "\Z").
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,50}$"
 
 
+class NormalFormText(fields.String):
+    """An email or username as stored: NFKC, without surrounding whitespace. Control and format
+    characters inside are refused, and so is a value too long for its column once normalised
+    (lower-casing can lengthen text: 'İ' becomes two characters)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = unicodedata.normalize("NFKC", super()._deserialize(value, attr, data, **kwargs)).strip()
+        if any(unicodedata.category(char) in ("Cc", "Cf") for char in text):
+            raise ValidationError("Must not contain control characters.")
+        if max(len(text.lower()), len(normal_form(text))) > IDENTITY_MAX:
+            raise ValidationError(f"Must be at most {IDENTITY_MAX} characters long once normalised.")
+        return text
+
+
+class NormalFormEmail(NormalFormText, fields.Email):
+    pass
+
+
 def email_field(**kwargs) -> fields.Email:
-    return fields.Email(validate=validate.Length(max=255), **kwargs)
+    return NormalFormEmail(validate=validate.Length(max=IDENTITY_MAX), **kwargs)
 
 
 def username_field(**kwargs) -> fields.String:
-    return fields.String(
+    return NormalFormText(
         validate=validate.Regexp(
             USERNAME_PATTERN, error="Username must be 3-50 letters, digits, '_', '.' or '-'."
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 
 from sqlalchemy import delete, func, or_, select
@@ -15,11 +16,12 @@ from project.pagination import paginate
 from project.passwords import check_password_policy, hash_password, verify_password
 from project.routing import DB_ID_MAX
 from project.users.hooks import account_hooks
-from project.users.models import User
+from project.users.models import User, normal_form
 
 
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """The form an email is stored (and mailed) in; accounts are told apart by `normal_form`."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 def get_user(user_id: int) -> User:
@@ -38,18 +40,17 @@ def get_visible_user(viewer: Actor, user_id: int) -> User:
 
 def find_by_login(login: str) -> User | None:
     """The user a login name means: an email when it has an '@', else a username."""
-    name = login.strip().lower()
-    if "@" in name:
-        return db.session.scalar(select(User).where(User.email == name))
-    return db.session.scalar(select(User).where(func.lower(User.username) == name))
+    key = normal_form(login)
+    column = User.email_key if "@" in key else User.username_key
+    return db.session.scalar(select(User).where(column == key))
 
 
 def ensure_available(email: str | None, username: str | None, exclude_id: int | None = None) -> None:
-    """409 if another account has this email or username (both compared case-insensitively)."""
-    for field, column, value in (("email", User.email, email), ("username", User.username, username)):
+    """409 if another account has this email or username (both compared in their normal form)."""
+    for field, column, value in (("email", User.email_key, email), ("username", User.username_key, username)):
         if value is None:
             continue
-        stmt = select(User.id).where(func.lower(column) == value.lower())
+        stmt = select(User.id).where(column == normal_form(value))
         if exclude_id is not None:
             stmt = stmt.where(User.id != exclude_id)
         if db.session.scalar(stmt.limit(1)) is not None:
@@ -84,15 +85,23 @@ def create_user(
     return user
 
 
-def _change_email(user: User, email: str, verified: bool | None = None) -> bool:
-    """Set a new email; it is unverified until proven (unless `verified` says otherwise)."""
+def _change_email(user: User, email: str, verified: bool | None = None) -> str | None:
+    """Set a new email, unverified until proven (unless `verified` says otherwise); returns the
+    old address when it changed, else None."""
     email = normalize_email(email)
     if email == user.email:
-        return False
+        return None
     ensure_available(email, None, exclude_id=user.id)
-    user.email = email
+    old_email, user.email = user.email, email
     user.is_verified = bool(verified)
-    return not user.is_verified
+    return old_email
+
+
+def _check_current_password(user: User, current_password: str | None, change: str) -> None:
+    if current_password is None:
+        raise field_error("current_password", f"The current password is required to change the {change}.")
+    if not verify_password(user.password_hash, current_password):
+        raise Forbidden("The current password is wrong.")
 
 
 def update_me(
@@ -103,26 +112,28 @@ def update_me(
     password: str | None = None,
     current_password: str | None = None,
 ) -> User:
-    """Profile update; a password change needs the current one and ends every other session
-    (in the same commit)."""
+    """Profile update. Changing the password or the email needs the current password (a stolen
+    access token alone cannot take the account); a new password ends every other session; a
+    new email is unverified until its link is opened, and the old address is told."""
     user = get_user(actor.id)
+    email_changes = email is not None and normalize_email(email) != user.email
     if password is not None:
-        if current_password is None:
-            raise field_error("current_password", "The current password is required to change it.")
-        if not verify_password(user.password_hash, current_password):
-            raise Forbidden("The current password is wrong.")
+        _check_current_password(user, current_password, "password")
         check_password_policy(password)
+    elif email_changes:
+        _check_current_password(user, current_password, "email")
     if username is not None and username != user.username:
         ensure_available(None, username, exclude_id=user.id)
         user.username = username
-    needs_verification = _change_email(user, email) if email is not None else False
+    old_email = _change_email(user, email) if email is not None else None
     if password is not None:
         user.password_hash = hash_password(password)
         account_hooks().retire_reset_tokens(user.id)
         account_hooks().end_sessions(user.id, actor.session_id)
     commit_unique()
-    if needs_verification:
+    if old_email is not None:
         account_hooks().send_verification(user.id)
+        account_hooks().notify_email_changed(user.id, old_email)
     return user
 
 
@@ -177,18 +188,19 @@ def admin_update_user(
     if username is not None and username != user.username:
         ensure_available(None, username, exclude_id=user.id)
         user.username = username
-    needs_verification = _change_email(user, email, is_verified) if email is not None else False
+    old_email = _change_email(user, email, is_verified) if email is not None else None
     if is_verified is not None:
         user.is_verified = is_verified
-        needs_verification = needs_verification and not is_verified
     deactivating = is_active is False and user.is_active
     if is_active is not None:
         user.is_active = is_active
     if deactivating:
         account_hooks().end_sessions(user.id, None)
     commit_unique()
-    if needs_verification:
-        account_hooks().send_verification(user.id)
+    if old_email is not None:
+        if not user.is_verified:
+            account_hooks().send_verification(user.id)
+        account_hooks().notify_email_changed(user.id, old_email)
     return user
 
 

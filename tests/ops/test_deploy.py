@@ -241,6 +241,7 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
         "APP_ENV": "production",
         "SECRET_KEY": "secret-for-the-process-test-0123456789",
         "JWT_SECRET_KEY": TEST_JWT_SECRET,
+        "MAIL_SERVER": "127.0.0.1",
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
         "REDIS_URL": app.config["REDIS_URL"],
         "LOG_FORMAT": "json",

@@ -198,6 +198,45 @@ def test_rq_dashboard_off_with_only_a_username(client):
     assert client.get("/rq/").status_code == 404
 
 
+@pytest.mark.app_config(RQ_DASHBOARD_USERNAME="ops", RQ_DASHBOARD_PASSWORD="s3cret-pass")
+def test_rq_dashboard_refuses_cross_site_changes(app, dashboard):
+    """A page elsewhere must not drive the dashboard with the operator's cached basic auth."""
+    from project.jobs import get_queue
+
+    with app.app_context():
+        queue = get_queue("email")
+        queue.enqueue("project.auth.jobs.send_verification_email", 1)
+    auth = basic("ops", "s3cret-pass")
+    empty = "/rq/queue/email/queued/empty"
+
+    def queued() -> int:
+        with app.app_context():
+            return get_queue("email").count
+
+    refused = [
+        dashboard.post(empty, headers={**auth, "Origin": "https://evil.example"}),
+        dashboard.post(empty, headers={**auth, "Sec-Fetch-Site": "cross-site"}),
+        dashboard.post(empty, headers={**auth, "Sec-Fetch-Site": "same-site"}),
+    ]
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    assert all(r.get_json()["code"] == 403 for r in refused)
+    assert queued() == 1
+    # rq-dashboard requeues on GET too: a link or an <img> could do it. Not here.
+    get_requeue = dashboard.get("/rq/requeue/email", headers=auth)
+    assert get_requeue.status_code == 405 and get_requeue.headers["Allow"] == "POST"
+
+    # The dashboard's own page (same origin) and curl (no Origin) still work; so do reads.
+    # (Emptying runs a Lua script, which fakeredis lacks: compact stands in for the action.)
+    same_origin = dashboard.post(
+        "/rq/queue/email/compact",
+        headers={**auth, "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert same_origin.status_code == 200, same_origin.get_data(as_text=True)
+    assert dashboard.post("/rq/requeue/email", headers=auth).status_code == 200
+    read = dashboard.get("/rq/0/data/queues.json", headers={**auth, "Sec-Fetch-Site": "cross-site"})
+    assert read.status_code == 200
+
+
 def test_job_runs_failures_and_durations_by_function(app, client, run_jobs):
     from project.jobs import enqueue
 

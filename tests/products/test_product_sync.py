@@ -197,6 +197,7 @@ def test_without_redis_the_sync_runs_inline(client, admin_headers, upstream):
 def test_sync_with_the_queue_down_is_503(client, admin_headers):
     response = client.post(f"{API}/sync", headers=admin_headers)
     assert response.status_code == 503 and response.get_json()["code"] == 503
+    assert response.headers["Retry-After"] == "5"  # worth retrying soon: Retry-After on 503 too
 
 
 def test_the_scheduled_job_function_runs_a_sync(app, upstream):
@@ -308,7 +309,9 @@ def test_seed_adds_demo_data_once(app, client):
         assert db.session.query(User).count() == 4
 
 
-@pytest.mark.app_config(APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40)
+@pytest.mark.app_config(
+    APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40, MAIL_SERVER="127.0.0.1"
+)
 def test_seed_in_production_needs_yes_creates_no_admin_unless_asked_and_no_known_password(app):
     from project.passwords import verify_password
     from project.products.models import Product

@@ -225,3 +225,14 @@ def test_calls_are_logged_with_a_request_id_and_counted(app, client, stub, token
     )
     count = "grpc_server_handling_seconds_count"
     assert metric(after, count, grpc_method=method) == metric(before, count, grpc_method=method) + 2
+
+
+def test_a_signed_token_without_exp_is_invalid(app, stub, tokens):
+    """Signed with the real key, live session, but no `exp`: it would never expire, so no."""
+    import jwt as pyjwt
+
+    claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert validate(stub, pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")).valid
+    del claims["exp"]
+    reply = validate(stub, pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256"))
+    assert reply.valid is False and reply.error == "Invalid token."

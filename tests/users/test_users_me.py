@@ -31,8 +31,9 @@ def test_patch_me_username(client, user_headers):
     assert client.get(ME, headers=user_headers).get_json()["username"] == "renamed"
 
 
-def test_patch_me_email_unverifies_and_sends_a_new_link(client, user_headers, mailed_verify_token):
-    response = client.patch(ME, headers=user_headers, json={"email": "New@Example.com"})
+def test_patch_me_email_unverifies_and_sends_a_new_link(client, user, user_headers, mailed_verify_token):
+    body = {"email": "New@Example.com", "current_password": user["password"]}
+    response = client.patch(ME, headers=user_headers, json=body)
     assert response.status_code == 200
     assert response.get_json()["email"] == "new@example.com"
     assert response.get_json()["is_verified"] is False
@@ -42,13 +43,47 @@ def test_patch_me_email_unverifies_and_sends_a_new_link(client, user_headers, ma
     assert verified.status_code == 200 and verified.get_json()["email"] == "new@example.com"
 
 
-def test_patch_me_taken_username_or_email_is_409(client, make_user, user_headers):
+def test_patch_me_taken_username_or_email_is_409(client, make_user, user, user_headers):
     other = make_user()
     assert (
         client.patch(ME, headers=user_headers, json={"username": other["username"].upper()}).status_code
         == 409
     )
-    assert client.patch(ME, headers=user_headers, json={"email": other["email"]}).status_code == 409
+    body = {"email": other["email"], "current_password": user["password"]}
+    assert client.patch(ME, headers=user_headers, json=body).status_code == 409
+
+
+@pytest.mark.parametrize("change", [{"email": "thief@example.com"}, {"password": "N3w!Password"}])
+def test_email_or_password_change_needs_the_current_password(client, user, user_headers, change):
+    """A stolen access token alone cannot move the account to another mailbox or password."""
+    missing = client.patch(ME, headers=user_headers, json=change)
+    assert missing.status_code == 422
+    assert "current_password" in missing.get_json()["errors"]["json"]
+    wrong = client.patch(ME, headers=user_headers, json={**change, "current_password": "Wr0ng!pass"})
+    assert wrong.status_code == 403
+    assert client.get(ME, headers=user_headers).get_json()["email"] == user["email"]
+    assert (
+        client.post(
+            "/api/v1/auth/login", json={"email": user["email"], "password": user["password"]}
+        ).status_code
+        == 200
+    )
+
+
+def test_sending_the_unchanged_email_needs_no_password(client, user, user_headers):
+    assert client.patch(ME, headers=user_headers, json={"email": user["email"].upper()}).status_code == 200
+
+
+def test_email_change_tells_the_old_address(client, user, user_headers, caplog, run_jobs):
+    caplog.set_level("INFO", logger="project.mail")
+    body = {"email": "moved@example.com", "current_password": user["password"]}
+    assert client.patch(ME, headers=user_headers, json=body).status_code == 200
+    run_jobs(("email",))
+    mails = [r.getMessage() for r in caplog.records if r.name == "project.mail"]
+    to_old = [m for m in mails if f"to={user['email']} " in m]
+    to_new = [m for m in mails if "to=moved@example.com " in m]
+    assert len(to_old) == 1 and "was changed" in to_old[0] and "token=" not in to_old[0]
+    assert len(to_new) == 1 and "verify-email?token=" in to_new[0]
 
 
 @pytest.mark.parametrize(
@@ -60,14 +95,7 @@ def test_patch_me_invalid_or_forbidden_fields_are_422(client, user_headers, body
     assert client.get(ME, headers=user_headers).get_json()["role"] == "user"
 
 
-def test_password_change_needs_the_current_password(client, user, user_headers):
-    missing = client.patch(ME, headers=user_headers, json={"password": "N3w!Password"})
-    assert missing.status_code == 422
-    assert "current_password" in missing.get_json()["errors"]["json"]
-    wrong = client.patch(
-        ME, headers=user_headers, json={"password": "N3w!Password", "current_password": "Wr0ng!x"}
-    )
-    assert wrong.status_code == 403
+def test_a_new_password_must_meet_the_policy(client, user, user_headers):
     weak = client.patch(
         ME, headers=user_headers, json={"password": "weak", "current_password": user["password"]}
     )

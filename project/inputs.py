@@ -1,0 +1,143 @@
+"""How a request's input is read, bounded and checked: the one place.
+
+- The body: at most `MAX_CONTENT_LENGTH` bytes (a 413 before anything reads it).
+- JSON, through the app's JSON provider (`request.get_json()`, here, before the route; the
+  schemas then read bytes that passed these checks): not valid JSON is a 400; text holding
+  NUL or a lone surrogate, NaN/Infinity, integers of more than `MAX_INT_DIGITS` digits, floats
+  beyond the double range and nesting deeper than `MAX_JSON_DEPTH` are a 422. Checked without
+  recursion, so no input can raise a RecursionError.
+- Path, query, form and headers: no NUL (PostgreSQL text cannot hold it).
+
+`check_request_input` runs before every route, so nothing below it meets such input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from flask import Flask, Request, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from project.errors import BadRequest, Unprocessable
+
+MAX_JSON_DEPTH = 32
+# Beyond any field's range (the schemas bound every number); longer than Python's 4,300-digit
+# int conversion limit, json.loads raises a ValueError that would otherwise escape as a 500.
+MAX_INT_DIGITS = 100
+INT_LIMIT = 10**MAX_INT_DIGITS
+# NUL, and UTF-16 surrogate code points: after JSON decoding a pair has become one character,
+# so any surrogate left in a str is a lone one (not encodable as UTF-8).
+BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+# In an ASCII document either can only come from a \u escape (a raw NUL is malformed JSON), so
+# an ASCII document without such an escape needs no string looked at. (json.loads decodes bytes
+# with "surrogatepass": UTF-8-encoded surrogates are not ASCII, so they get the full check.)
+BAD_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+BAD_ESCAPE_BYTES = re.compile(BAD_ESCAPE.pattern.encode())
+NUL_MESSAGE = "Text must not contain the NUL character (\\u0000)."
+DIGITS_MESSAGE = f"Numbers must have at most {MAX_INT_DIGITS} digits."
+DEPTH_MESSAGE = f"JSON must not be nested more than {MAX_JSON_DEPTH} levels deep."
+
+
+class UnsafeJSON(ValueError):
+    """Valid JSON the API refuses (a 422): bad text, bad numbers, nesting too deep."""
+
+
+def _check_text(text: str) -> None:
+    found = BAD_TEXT.search(text)
+    if found:
+        raise UnsafeJSON(NUL_MESSAGE if found.group() == "\x00" else "Text must be valid Unicode.")
+
+
+def _check_scalar(value: Any, texts: bool) -> None:
+    kind = type(value)
+    if kind is str:
+        if texts:
+            _check_text(value)
+    elif kind is int:
+        if not -INT_LIMIT < value < INT_LIMIT:
+            raise UnsafeJSON(DIGITS_MESSAGE)
+    elif kind is float and not math.isfinite(value):  # NaN, Infinity, and 1e400 (parsed as inf)
+        raise UnsafeJSON("Numbers must be finite and within the range of a double.")
+
+
+def check_json_value(value: Any, texts: bool = True) -> None:
+    """Depth, numbers and (if `texts`) strings of a decoded document, walked with an explicit
+    stack: no recursion, one pass over the containers."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+            if texts:
+                for key in item:
+                    _check_text(key)
+        elif type(item) is list:
+            children = item
+        else:
+            _check_scalar(item, texts)
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise UnsafeJSON(DEPTH_MESSAGE)
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+            else:
+                _check_scalar(child, texts)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing what the API must never meet (see the module docstring)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            value = json.loads(s, **kwargs)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise  # malformed: a 400
+        except ValueError as exc:  # an integer past Python's conversion limit
+            raise UnsafeJSON(DIGITS_MESSAGE) from exc
+        except RecursionError as exc:
+            raise UnsafeJSON(DEPTH_MESSAGE) from exc
+        escapes = BAD_ESCAPE_BYTES if isinstance(s, bytes | bytearray) else BAD_ESCAPE
+        texts = not s.isascii() or escapes.search(s) is not None  # type: ignore[arg-type]
+        check_json_value(value, texts=texts)
+        return value
+
+
+class AppRequest(Request):
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        if isinstance(e, UnsafeJSON):
+            raise Unprocessable(str(e), errors={"json": [str(e)]})
+        # The same answer webargs gives, so every route says it alike.
+        raise BadRequest("The request body is malformed; see errors.", {"json": ["Invalid JSON body."]})
+
+
+def _has_nul(values: list[str]) -> bool:
+    return any("\x00" in value for value in values)
+
+
+def check_request_input() -> None:
+    """Before every route: the body's size, then NUL anywhere, then the JSON body (if any)."""
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge(f"The request body must be at most {limit} bytes.")
+    texts = [request.path, *request.args.keys(), *(v for _, vs in request.args.lists() for v in vs)]
+    texts += [value for _, value in request.headers.items()]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        texts += [*request.form.keys(), *(v for _, vs in request.form.lists() for v in vs)]
+    if _has_nul(texts):
+        raise Unprocessable(NUL_MESSAGE)
+    # An empty body is no body (webargs reads it so too); anything else is parsed and checked now.
+    if request.is_json and request.get_data(cache=True):
+        request.get_json()
+
+
+def register_input_checks(app: Flask) -> None:
+    app.request_class = AppRequest
+    provider = JSONProvider(app)
+    provider.sort_keys = app.json.sort_keys  # keep what create_app chose (the schemas' order)
+    app.json = provider
+    app.before_request(check_request_input)
