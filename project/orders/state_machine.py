@@ -33,9 +33,13 @@ BATCH_SIZE = 500
 def _lock(order_id: int) -> Order | None:
     """The order, its row locked until commit/rollback, its attributes and items read afresh
     (in the same query: one round trip fewer on the reservation path)."""
+    return _lock_where(Order.id == order_id)
+
+
+def _lock_where(condition: ColumnElement[bool]) -> Order | None:
     stmt = (
         select(Order)
-        .where(Order.id == order_id)
+        .where(condition)
         .options(joinedload(Order.items))
         .with_for_update(of=Order)
         .execution_options(populate_existing=True)
@@ -112,14 +116,7 @@ def lock_next_pending() -> Order | None:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    stmt = (
-        select(Order)
-        .where(Order.id == next_id)
-        .options(joinedload(Order.items))
-        .with_for_update(of=Order)
-        .execution_options(populate_existing=True)
-    )
-    order = db.session.scalars(stmt).unique().first()
+    order = _lock_where(Order.id == next_id)
     if order is None:
         db.session.rollback()
     return order
