@@ -19,10 +19,10 @@ from project.users.models import User
 log = logging.getLogger(__name__)
 
 
-def _enqueue_email(func, user_id: int) -> EnqueuedJob | None:
+def _enqueue_email(func, *args) -> EnqueuedJob | None:
     """One retry per EMAIL_RETRY_BACKOFF entry (seconds), run by the scheduler at its time."""
     backoff = tuple(current_app.config["EMAIL_RETRY_BACKOFF"])
-    return enqueue("email", func, user_id, retries=len(backoff), backoff=backoff)
+    return enqueue("email", func, *args, retries=len(backoff), backoff=backoff)
 
 
 def _link(path: str, token: str) -> str:
@@ -96,9 +96,7 @@ def queue_password_reset_email(user_id: int) -> EnqueuedJob | None:
 
 
 def queue_email_changed_notice(user_id: int, old_email: str) -> EnqueuedJob | None:
-    job = enqueue(
-        "email", send_email_changed_notice, user_id, old_email, retries=EMAIL_RETRIES, backoff=EMAIL_BACKOFF
-    )
+    job = _enqueue_email(send_email_changed_notice, user_id, old_email)
     if job is None:
         log.error("email-changed notice for user %s not queued (Redis down)", user_id)
     return job
