@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import ColumnElement, DateTime
 from sqlalchemy.types import TypeDecorator
 
 
@@ -27,3 +28,10 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def contains(expression: ColumnElement[Any], text: str) -> ColumnElement[bool]:
+    """`expression` (already lower-cased) contains `text`, case-insensitively: a LIKE with
+    its wildcards escaped, so `%` and `_` in the text match themselves."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return expression.like(f"%{escaped}%", escape="\\")

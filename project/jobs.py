@@ -26,7 +26,6 @@ QUEUE_NAMES = ("email", "stock", "sync", "cleanup")
 @dataclass(frozen=True)
 class EnqueuedJob:
     id: str
-    inline: bool
 
 
 def get_queue(name: str) -> Queue:
@@ -35,10 +34,6 @@ def get_queue(name: str) -> Queue:
     if not redis_client.enabled:
         raise RuntimeError("no Redis configured")
     return Queue(name, connection=redis_client.client)
-
-
-def all_queues() -> list[Queue]:
-    return [get_queue(name) for name in QUEUE_NAMES]
 
 
 def enqueue(
@@ -63,7 +58,7 @@ def enqueue(
             func(*args, **kwargs)
         except Exception:
             log.exception("inline job %s (%s) failed", job_id, func.__name__)
-        return EnqueuedJob(job_id, inline=True)
+        return EnqueuedJob(job_id)
     try:
         get_queue(queue).enqueue(
             func,
@@ -78,4 +73,4 @@ def enqueue(
     except REDIS_ERRORS as exc:
         log.error("could not enqueue %s on %s: %s", func.__name__, queue, exc.__class__.__name__)
         return None
-    return EnqueuedJob(job_id, inline=False)
+    return EnqueuedJob(job_id)

@@ -2,7 +2,8 @@
 their one home.
 
 Each job has a stable id, so registering again (a scheduler restart, a second scheduler)
-replaces the earlier registration instead of adding a duplicate.
+replaces the earlier registration instead of adding a duplicate; a job whose id carries our
+prefix but is no longer listed here is removed from the scheduler at registration.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from rq_scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
+ID_PREFIX = "periodic-"  # every periodic job's id; other scheduled jobs are not ours to touch
+
 
 @dataclass(frozen=True)
 class PeriodicJob:
@@ -25,6 +28,10 @@ class PeriodicJob:
     interval_config: str | None = None  # config key holding the interval
     interval_unit_seconds: int = 60
     interval_seconds: int | None = None  # fixed interval, when not configurable
+
+    def __post_init__(self) -> None:
+        if not self.id.startswith(ID_PREFIX):
+            raise ValueError(f"periodic job ids start with {ID_PREFIX!r}: {self.id!r}")
 
     def interval(self, app: Flask) -> int:
         if self.interval_seconds is not None:
@@ -122,11 +129,17 @@ def _schedule(app: Flask, scheduler: Scheduler, job: PeriodicJob) -> None:
 
 
 def register_periodic_jobs(app: Flask, scheduler: Scheduler) -> list[str]:
-    """(Re-)register every periodic job under its stable id; returns the ids."""
+    """(Re-)register every periodic job under its stable id; returns the ids.
+
+    Periodic jobs no longer listed (removed or renamed in a release) are cancelled too, or
+    they would keep firing forever.
+    """
     wanted = {job.id for job in PERIODIC_JOBS}
     for existing in scheduler.get_jobs():
-        if existing.id in wanted:
+        if existing.id.startswith(ID_PREFIX):
             scheduler.cancel(existing)
+            if existing.id not in wanted:
+                log.info("removed %s: no longer a periodic job", existing.id)
     for job in PERIODIC_JOBS:
         _schedule(app, scheduler, job)
     return [job.id for job in PERIODIC_JOBS]

@@ -28,7 +28,7 @@ class Posts(MethodView):
         return result.value, 200, result.headers
 
 
-@blp.route("/<int:post_id>")
+@blp.route("/<dbint:post_id>")
 class PostItem(MethodView):
     @blp.response(200, PostSchema, headers=CACHE_HEADER)
     @blp.alt_response(404, description="The upstream has no such post.")

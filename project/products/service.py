@@ -10,13 +10,12 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from project.caching import Cached, bump, cached
-from project.database import utcnow
+from project.database import contains, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
 from project.pagination import envelope
 from project.products.models import Product, ProductCount, search_document
 from project.products.schemas import MAX_STOCK
-from project.routing import DB_ID_MAX
 
 NAMESPACE = "products"
 FIELDS = (
@@ -42,11 +41,6 @@ SORT_COLUMNS = {
 def as_dict(product: Product) -> dict[str, Any]:
     """Plain values (cacheable, picklable); the route's schema turns them into JSON."""
     return {name: getattr(product, name) for name in FIELDS}
-
-
-def contains_pattern(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _ttl() -> int:
@@ -91,7 +85,7 @@ def list_products(
     def compute() -> dict:
         stmt = _live()
         if name:
-            stmt = stmt.where(func.lower(Product.name).like(contains_pattern(name), escape="\\"))
+            stmt = stmt.where(contains(func.lower(Product.name), name))
         if category:
             stmt = stmt.where(func.lower(Product.category) == category.lower())
         if min_price is not None:
@@ -117,7 +111,7 @@ def search_products(q: str, page: int, per_page: int) -> Cached:
         dialect = db.session.get_bind().dialect.name
         stmt = (
             _live()
-            .where(search_document(dialect).like(contains_pattern(term), escape="\\"))
+            .where(contains(search_document(dialect), term))
             .order_by(Product.created_at.desc(), Product.id.desc())
         )
         return _page(stmt, page, per_page, {"search": term})
@@ -126,7 +120,7 @@ def search_products(q: str, page: int, per_page: int) -> Cached:
 
 
 def _get_live(product_id: int) -> Product:
-    product = db.session.get(Product, product_id) if 0 < product_id <= DB_ID_MAX else None
+    product = db.session.get(Product, product_id)
     if product is None or product.deleted_at is not None:
         raise NotFound("Product not found.")
     return product
@@ -161,12 +155,12 @@ def create_product(data: dict[str, Any]) -> dict[str, Any]:
     return _commit_product(product)
 
 
-def update_product(product_id: int, data: dict[str, Any]) -> dict[str, Any]:
+def update_product(product_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """PUT passes every field (defaults filled in), PATCH only the given ones."""
     product = _get_live(product_id)
-    if "sku" in data and _sku_taken(data["sku"], other_than=product.id):
+    if "sku" in changes and _sku_taken(changes["sku"], other_than=product.id):
         raise Conflict("A product with this SKU already exists.")
-    for name, value in data.items():
+    for name, value in changes.items():
         setattr(product, name, value)
     product.updated_at = utcnow()
     return _commit_product(product)
@@ -187,18 +181,12 @@ def invalidate_cache() -> None:
 def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
     """One conditional UPDATE: concurrent deltas never lose an update nor go below zero."""
     new_stock = Product.stock + delta
-    changed = (
-        db.session.execute(
-            update(Product)
-            .where(
-                Product.id == product_id, Product.deleted_at.is_(None), new_stock >= 0, new_stock <= MAX_STOCK
-            )
-            .values(stock=new_stock, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if 0 < product_id <= DB_ID_MAX
-        else 0
-    )
+    changed = db.session.execute(
+        update(Product)
+        .where(Product.id == product_id, Product.deleted_at.is_(None), new_stock >= 0, new_stock <= MAX_STOCK)
+        .values(stock=new_stock, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if not changed:
         db.session.rollback()
         product = _get_live(product_id)

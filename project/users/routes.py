@@ -41,7 +41,7 @@ class Me(MethodView):
         """Update my username, email (then unverified; a new link is sent) or password
         (needs current_password; ends every other session)."""
 
-        return service.update_me(current_actor(), **data)
+        return service.update_me(current_actor(), data)
 
 
 @blp.route("")
@@ -70,7 +70,7 @@ class UserById(MethodView):
     @_document_errors(401, 403, 404)
     def patch(self, data, user_id: int):
         """Update a user (admin): email, username, is_active, is_verified."""
-        return service.admin_update_user(user_id, **data)
+        return service.admin_update_user(user_id, data)
 
     @auth_required(Role.ADMIN)
     @blp.response(204)

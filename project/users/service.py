@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from project.database import utcnow
+from project.database import contains, utcnow
 from project.errors import Conflict, Forbidden, NotFound, field_error
 from project.extensions import db
 from project.guard import Actor, Role
 from project.pagination import paginate
 from project.passwords import check_password_policy, hash_password, verify_password
-from project.routing import DB_ID_MAX
 from project.users.hooks import account_hooks
 from project.users.models import User
 
@@ -23,7 +23,7 @@ def normalize_email(email: str) -> str:
 
 
 def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id) if 0 < user_id <= DB_ID_MAX else None
+    user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("User not found.")
     return user
@@ -95,16 +95,11 @@ def _change_email(user: User, email: str, verified: bool | None = None) -> bool:
     return not user.is_verified
 
 
-def update_me(
-    actor: Actor,
-    *,
-    username: str | None = None,
-    email: str | None = None,
-    password: str | None = None,
-    current_password: str | None = None,
-) -> User:
-    """Profile update; a password change needs the current one and ends every other session
-    (in the same commit)."""
+def update_me(actor: Actor, changes: dict[str, Any]) -> User:
+    """Profile update (username, email, password with current_password); a password change
+    needs the current one and ends every other session (in the same commit)."""
+    username, email = changes.get("username"), changes.get("email")
+    password, current_password = changes.get("password"), changes.get("current_password")
     user = get_user(actor.id)
     if password is not None:
         if current_password is None:
@@ -131,13 +126,7 @@ def list_users(
 ) -> dict:
     stmt = select(User).order_by(User.id)
     if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            or_(
-                func.lower(User.email).like(pattern, escape="\\"),
-                func.lower(User.username).like(pattern, escape="\\"),
-            )
-        )
+        stmt = stmt.where(or_(contains(func.lower(User.email), q), contains(func.lower(User.username), q)))
     if role is not None:
         stmt = stmt.where(User.role == role)
     if is_active is not None:
@@ -163,14 +152,10 @@ def _guard_last_admin(user: User, action: str) -> None:
         raise Conflict(f"Cannot {action} the last active admin.")
 
 
-def admin_update_user(
-    user_id: int,
-    *,
-    username: str | None = None,
-    email: str | None = None,
-    is_active: bool | None = None,
-    is_verified: bool | None = None,
-) -> User:
+def admin_update_user(user_id: int, changes: dict[str, Any]) -> User:
+    """Admin update of username, email, is_active, is_verified; deactivating ends every session."""
+    username, email = changes.get("username"), changes.get("email")
+    is_active, is_verified = changes.get("is_active"), changes.get("is_verified")
     user = get_user(user_id)
     if is_active is False:
         _guard_last_admin(user, "deactivate")
@@ -203,11 +188,11 @@ def set_role(user_id: int, role: str) -> User:
 
 def deactivate_user(user_id: int) -> User:
     """Deactivate and end every session at once (its access and refresh tokens are 401)."""
-    return admin_update_user(user_id, is_active=False)
+    return admin_update_user(user_id, {"is_active": False})
 
 
 def activate_user(user_id: int) -> User:
-    return admin_update_user(user_id, is_active=True)
+    return admin_update_user(user_id, {"is_active": True})
 
 
 def delete_user(user_id: int) -> None:

@@ -199,6 +199,30 @@ def test_periodic_jobs_register_with_rq_scheduler(app):
     assert len(ids) == len(PERIODIC_JOBS)
 
 
+def test_registration_removes_periodic_jobs_no_longer_defined(app):
+    """A periodic job dropped from schedule.py must stop firing; other scheduled jobs stay."""
+    from datetime import UTC, datetime
+
+    from rq_scheduler import Scheduler
+
+    from project.extensions import redis_client
+    from project.schedule import PERIODIC_JOBS, register_periodic_jobs
+
+    with app.app_context():
+        scheduler = Scheduler(connection=redis_client.client)
+        for job_id in ("periodic-retired-job", "someone-elses-job"):
+            scheduler.schedule(
+                scheduled_time=datetime.now(UTC),
+                func="project.users.jobs.cleanup_unverified_users",
+                interval=60,
+                id=job_id,
+                queue_name="cleanup",
+            )
+        register_periodic_jobs(app, scheduler)
+        ids = sorted(job.id for job in scheduler.get_jobs())
+    assert ids == sorted([*(job.id for job in PERIODIC_JOBS), "someone-elses-job"])
+
+
 def test_the_scheduler_restores_periodic_jobs_lost_with_redis(app):
     """A Redis restart without persistence empties the schedule: the next pass re-registers it."""
     from project.extensions import redis_client

@@ -53,11 +53,11 @@ def test_full_health_sees_a_registered_worker_and_scheduler(app, client):
     from rq import Worker
 
     from project.extensions import redis_client
-    from project.jobs import all_queues
+    from project.jobs import QUEUE_NAMES, get_queue
     from project.schedule import AppScheduler
 
     with app.app_context():
-        worker = Worker(all_queues(), connection=redis_client.client)
+        worker = Worker([get_queue(name) for name in QUEUE_NAMES], connection=redis_client.client)
         worker.register_birth()
         scheduler = AppScheduler(connection=redis_client.client, interval=5, app=app)
         scheduler.register_birth()
