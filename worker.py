@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 
+from flask import Flask
 from rq import SimpleWorker
 
 from project import create_app
@@ -29,7 +30,7 @@ class AppWorker(SimpleWorker):
     """Runs jobs in this process (no fork per job: no pooled DB connection shared across a
     fork, and no fork cost per job), each inside its own app context."""
 
-    flask_app = None
+    flask_app: Flask  # set by run_worker before the worker starts
 
     def perform_job(self, job, queue):
         with self.flask_app.app_context():

@@ -69,7 +69,7 @@ def namespace_version(namespace: str) -> int | None:
         if value is None:
             client.set(key, time.time_ns() // 1000, nx=True)
             value = client.get(key)
-        return int(value)
+        return int(value or 0)
     except Exception as exc:
         _failed(namespace, "version read", exc)
         return None

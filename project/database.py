@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, DateTime
+from sqlalchemy import ColumnElement, CursorResult, DateTime, Result
 from sqlalchemy.types import TypeDecorator
 
 
@@ -35,3 +35,8 @@ def contains(expression: ColumnElement[Any], text: str) -> ColumnElement[bool]:
     its wildcards escaped, so `%` and `_` in the text match themselves."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return expression.like(f"%{escaped}%", escape="\\")
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (its result is a CursorResult; the typing says Result)."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -48,7 +48,7 @@ class Actor:
 
 
 TokenCheck = Callable[[str], Actor]
-BEARER_DOC = {"security": [{"bearerAuth": []}]}
+BEARER_DOC: dict[str, Any] = {"security": [{"bearerAuth": []}]}
 
 
 def install_token_check(app: Any, check: TokenCheck) -> None:

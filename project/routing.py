@@ -40,7 +40,11 @@ def _has_nul(value: Any) -> bool:
 def reject_nul_characters() -> None:
     """PostgreSQL text cannot hold NUL (U+0000): refuse it in any input with a 422, once,
     rather than let one reach a query and fail there as a 500."""
-    inputs = [request.path, *request.args.keys(), *(v for _, vs in request.args.lists() for v in vs)]
+    inputs: list[Any] = [
+        request.path,
+        *request.args.keys(),
+        *(v for _, vs in request.args.lists() for v in vs),
+    ]
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         inputs += [*request.form.keys(), *(v for _, vs in request.form.lists() for v in vs)]
     elif request.is_json:

@@ -21,7 +21,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token, decode
 from sqlalchemy import select, update
 
 from project.auth.models import AuthSession
-from project.database import utcnow
+from project.database import rowcount, utcnow
 from project.errors import Unauthorized
 from project.extensions import db
 from project.guard import Actor
@@ -130,16 +130,18 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
     user, session = _live_session_user(claims)
     new_jti = str(uuid.uuid4())
     now = utcnow()
-    swapped = db.session.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.id == session.id,
-            AuthSession.refresh_jti == claims["jti"],
-            AuthSession.revoked_at.is_(None),
+    swapped = rowcount(
+        db.session.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == session.id,
+                AuthSession.refresh_jti == claims["jti"],
+                AuthSession.revoked_at.is_(None),
+            )
+            .values(refresh_jti=new_jti, last_used_at=now, expires_at=now + _refresh_expires())
+            .execution_options(synchronize_session=False)
         )
-        .values(refresh_jti=new_jti, last_used_at=now, expires_at=now + _refresh_expires())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not swapped:
         revoke_sessions(session_ids=[session.id])
         return None
@@ -158,4 +160,4 @@ def revoke_sessions(
     if keep is not None:
         stmt = stmt.where(AuthSession.id != keep)
     result = db.session.execute(stmt.values(revoked_at=utcnow()).execution_options(synchronize_session=False))
-    return int(result.rowcount)
+    return rowcount(result)

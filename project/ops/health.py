@@ -85,6 +85,8 @@ def check_workers() -> dict:
 
 def check_scheduler() -> dict:
     client = redis_client.client
+    if client is None:
+        return {"status": DISABLED, "detail": EMBEDDED}
     try:
         alive = client.exists(SCHEDULER_ALIVE_KEY) > 0
         scheduled = client.zcard(SCHEDULED_JOBS_KEY)

@@ -36,6 +36,7 @@ class RequestIdFilter(logging.Filter):
 
 def build_handler(log_format: str, stream=None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
+    formatter: logging.Formatter
     if log_format == "json":
         formatter = JsonFormatter(
             JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}
@@ -44,7 +45,7 @@ def build_handler(log_format: str, stream=None) -> logging.Handler:
         formatter = logging.Formatter(PLAIN_FORMAT)
     handler.setFormatter(formatter)
     handler.addFilter(RequestIdFilter())
-    handler._app_handler = True  # ours: replaced, not stacked, when another app is created
+    handler._app_handler = True  # type: ignore[attr-defined]  # ours: replaced, not stacked, per app
     return handler
 
 

@@ -95,9 +95,9 @@ def _count_requeue(order_id: int) -> int:
 
 def _live_job_ids(job_ids: list[str]) -> set[str]:
     """The ids among `job_ids` whose RQ job is queued, running or waiting for a retry."""
-    if not job_ids or not redis_client.enabled:
-        return set()
     connection = redis_client.client
+    if not job_ids or connection is None:
+        return set()
     # Moves jobs of dead workers (past their timeout) from "started" to failed.
     jobs.get_queue("stock").started_job_registry.cleanup()
     live = set()

@@ -69,7 +69,7 @@ def create_order(user_id: int, items: list[dict], idempotency_key: str | None = 
     # Committed first: if Redis is down the order waits for requeue_lost_orders.
     if not enqueue_reservation(order.id):
         log.warning("order %s stored, its reservation not queued (Redis down)", order.id)
-    return db.session.get(Order, order.id, populate_existing=True)
+    return db.session.get_one(Order, order.id, populate_existing=True)
 
 
 def _request_hash(items: list[dict]) -> str:

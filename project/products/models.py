@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, Str
 from sqlalchemy.orm import Mapped, mapped_column
 
 from project.database import UTCDateTime, utcnow
-from project.extensions import db
+from project.extensions import Model
 
 # Lists only ever read live rows, so every list index is partial: deleted rows cost nothing.
 LIVE = text("deleted_at IS NULL")
@@ -38,7 +38,7 @@ def _trigram_index(name: str, expression) -> Index:
     return index.ddl_if(dialect="postgresql")
 
 
-class Product(db.Model):
+class Product(Model):
     __tablename__ = "products"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -81,7 +81,7 @@ def search_document(dialect: str = "postgresql"):
     )
 
 
-class ProductCount(db.Model):
+class ProductCount(Model):
     """The exact number of live products, kept by database triggers (migration
     0003_catalogue), so the unfiltered list's `total` never counts a million rows."""
 
@@ -91,7 +91,7 @@ class ProductCount(db.Model):
     live: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class SyncRun(db.Model):
+class SyncRun(Model):
     """One run of the upstream catalogue sync (`/products/sync/status`)."""
 
     __tablename__ = "sync_runs"

@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from project.caching import Cached, bump, cached
-from project.database import contains, utcnow
+from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
 from project.pagination import envelope
@@ -181,12 +181,16 @@ def invalidate_cache() -> None:
 def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
     """One conditional UPDATE: concurrent deltas never lose an update nor go below zero."""
     new_stock = Product.stock + delta
-    changed = db.session.execute(
-        update(Product)
-        .where(Product.id == product_id, Product.deleted_at.is_(None), new_stock >= 0, new_stock <= MAX_STOCK)
-        .values(stock=new_stock, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    changed = rowcount(
+        db.session.execute(
+            update(Product)
+            .where(
+                Product.id == product_id, Product.deleted_at.is_(None), new_stock >= 0, new_stock <= MAX_STOCK
+            )
+            .values(stock=new_stock, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    )
     if not changed:
         db.session.rollback()
         product = _get_live(product_id)

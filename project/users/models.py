@@ -6,11 +6,11 @@ from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from project.database import UTCDateTime, utcnow
-from project.extensions import db
+from project.extensions import Model
 from project.guard import Role
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

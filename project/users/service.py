@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from project.database import contains, utcnow
+from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, Forbidden, NotFound, field_error
 from project.extensions import db
 from project.guard import Actor, Role
@@ -206,14 +206,16 @@ def delete_user(user_id: int) -> None:
 def delete_unverified(ttl_hours: int) -> int:
     """Delete non-admin accounts still unverified `ttl_hours` after sign-up; returns the count."""
     now = utcnow()
-    count = db.session.execute(
-        delete(User)
-        .where(
-            User.is_verified.is_(False),
-            User.role != Role.ADMIN,
-            User.created_at < now - timedelta(hours=ttl_hours),
+    count = rowcount(
+        db.session.execute(
+            delete(User)
+            .where(
+                User.is_verified.is_(False),
+                User.role != Role.ADMIN,
+                User.created_at < now - timedelta(hours=ttl_hours),
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     return count
