@@ -21,9 +21,9 @@ from sqlalchemy import text
 
 from project import create_app
 from project.extensions import db, redis_client
+from tests.helpers import STRONG_PASSWORD, login
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
-STRONG_PASSWORD = "Str0ng!Passw0rd"
 ON_POSTGRES = os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql")
 ON_REAL_REDIS = os.environ.get("TEST_REDIS_URL", "").startswith("redis")
 
@@ -137,6 +137,51 @@ def auth_headers(app):
         return {"Authorization": f"Bearer {tokens['access_token']}"}
 
     return headers
+
+
+@pytest.fixture
+def make_product(app):
+    """`make_product(**fields, deleted=False)`: a product written by the catalogue service (so
+    the product cache is invalidated as on any write); returns it as the API shows it."""
+    from decimal import Decimal
+
+    from project.products import service
+    from project.products.schemas import ProductSchema
+
+    counter = itertools.count(1)
+
+    def make(deleted: bool = False, **fields) -> dict:
+        n = next(counter)
+        data = {
+            "sku": f"SKU-{n:04d}",
+            "name": f"Product {n}",
+            "description": "",
+            "price": "9.99",
+            "stock": 10,
+        }
+        data.update(fields)
+        data["price"] = Decimal(str(data["price"]))
+        with app.app_context():
+            product = service.create_product(data)
+            if deleted:
+                service.delete_product(product["id"])
+            return ProductSchema().dump(product)
+
+    return make
+
+
+@pytest.fixture
+def log_in(client):
+    """`log_in(user)` (a `make_user` dict) or `log_in(email_or_username, password)`: logs in
+    through the API and returns the token pair (asserts a 200)."""
+
+    def do(user_or_identifier: dict | str, password: str | None = None) -> dict:
+        if isinstance(user_or_identifier, dict):
+            user_or_identifier, password = user_or_identifier["email"], user_or_identifier["password"]
+        assert password is not None
+        return login(client, user_or_identifier, password)
+
+    return do
 
 
 @pytest.fixture

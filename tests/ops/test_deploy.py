@@ -6,7 +6,6 @@ commands its services run are started as plain processes against the real Postgr
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -81,12 +81,6 @@ def test_ci_workflow_runs_lint_and_tests_with_services():
     assert job["env"]["TEST_REDIS_URL"].startswith("redis://")
     runs = [step.get("run") for step in job["steps"]]
     assert runs.index("make lint") < runs.index("make test")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 60, what: str = "condition"):
