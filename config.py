@@ -1,7 +1,8 @@
 """Settings from the environment: Development (embedded), Testing, Production.
 
 Every name here is listed in API.md (Environment). `get_config()` picks the class from
-`APP_ENV`; `create_app()` may lay overrides on top (tests do).
+`APP_ENV`; `create_app()` may lay overrides on top (tests do). In development, a `.env` file
+beside this one fills in what the environment does not set (`load_dotenv_file`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import overload
+
+from dotenv import dotenv_values
 
 BASE_DIR = Path(__file__).resolve().parent
 DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
@@ -39,6 +42,26 @@ def env_bool(name: str, default: bool) -> bool:
 def env_list(name: str, default: str = "") -> list[str]:
     raw = env_str(name, default) or ""
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def load_dotenv_file(path: Path) -> list[str]:
+    """Development only: fill in from `path` the variables the environment leaves unset.
+
+    A real environment variable always wins. `.env` is never read when the environment says
+    `APP_ENV=production` or `testing` (a stray file must not change a server or a test run),
+    and it cannot set `APP_ENV` itself. Returns the names it set.
+    """
+    if (os.environ.get("APP_ENV") or "development").lower() != "development" or not path.is_file():
+        return []
+    loaded = []
+    for name, value in dotenv_values(path).items():
+        if name != "APP_ENV" and value is not None and name not in os.environ:
+            os.environ[name] = value
+            loaded.append(name)
+    return loaded
+
+
+load_dotenv_file(BASE_DIR / ".env")
 
 
 def database_url(url: str) -> str:
@@ -87,6 +110,8 @@ class Config:
     ORDERS_REQUEUE_AFTER_SECONDS = env_int("ORDERS_REQUEUE_AFTER_SECONDS", 60)
     UNVERIFIED_USER_TTL_HOURS = env_int("UNVERIFIED_USER_TTL_HOURS", 48)
     RQ_RESULT_TTL = 3600  # seconds a finished job's result is kept
+    # A worker silent this long (killed, crashed, host gone) is not live (/health/full).
+    WORKER_HEARTBEAT_TTL_SECONDS = env_int("WORKER_HEARTBEAT_TTL_SECONDS", 90)
 
     MAIL_SERVER = env_str("MAIL_SERVER")
     MAIL_PORT = env_int("MAIL_PORT", 25)
@@ -105,6 +130,9 @@ class Config:
     LOG_FORMAT = env_str("LOG_FORMAT", "plain")
     GRPC_PORT = env_int("GRPC_PORT", 50051)
     GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+    # Worker and gRPC processes serve their own /metrics here (unset: off); the API's is /metrics.
+    METRICS_PORT = env_int("METRICS_PORT", 0) or None
+    METRICS_HOST = env_str("METRICS_HOST", "0.0.0.0")
     # Reverse proxies in front of the API whose X-Forwarded-For/-Proto to trust (0: none), so
     # the login lockout and rate limits see the client's address, not the proxy's.
     TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

@@ -1,8 +1,9 @@
 """`python grpc_server.py`: the gRPC server on GRPC_PORT (default 50051).
 
 Offers `auth.AuthService`, the standard health service (`grpc.health.v1.Health`) and server
-reflection. SIGTERM/SIGINT: health turns NOT_SERVING, in-flight calls get GRACE_SECONDS to
-finish, then the process exits 0.
+reflection. Every unary call is logged with a request id and counted in the metrics
+(project/ops/interceptors.py), served on `METRICS_PORT` when set. SIGTERM/SIGINT: health
+turns NOT_SERVING, in-flight calls get GRACE_SECONDS to finish, then the process exits 0.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from project import create_app
+from project.metrics import serve_process_metrics
+from project.ops.interceptors import ObservabilityInterceptor
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
 from project.rpc.service import AuthService
 
@@ -47,7 +50,10 @@ def serve(
     """Start the server on `port` (0: any free port) and return it; does not block."""
     app = app or create_app()
     workers = max_workers or app.config["GRPC_MAX_WORKERS"]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        interceptors=[ObservabilityInterceptor()],
+    )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthService(app), server)
 
     health_servicer = health.HealthServicer()
@@ -68,6 +74,7 @@ def main() -> int:
     port = int(app.config["GRPC_PORT"])
     running = serve(port, app)
     log.info("gRPC server listening on port %s", running.port)
+    serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
 
     stopping = threading.Event()
 

@@ -66,35 +66,34 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
-# gunicorn's own lines (boot, worker exits) in the app's format: JSON unless LOG_FORMAT=plain.
+# gunicorn's own lines (boot, worker exits) in the app's format (JSON unless LOG_FORMAT=plain)
+# and with its ISO 8601 UTC timestamps (project/ops/logs.py).
 _log_format = os.environ.get("LOG_FORMAT") or (
     "json" if os.environ.get("APP_ENV", "development") == "production" else "plain"
 )
-if _log_format == "json":
-    logconfig_dict = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-            }
-        },
-        # gunicorn merges this dict shallowly into its defaults: every key it uses is here.
-        "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
-            "error_console": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stderr",
-            },
-        },
-        # The app installs its own root handler (with request ids) in each worker.
-        "root": {"level": loglevel.upper(), "handlers": []},
-        "loggers": {
-            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
-            # The app writes the access lines (with request ids); gunicorn's would duplicate them.
-            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
-        },
+_formatter = (
+    {
+        "()": "project.ops.logs.JsonLineFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
     }
+    if _log_format == "json"
+    else {"()": "project.ops.logs.PlainFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+)
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"app": _formatter},
+    # gunicorn merges this dict shallowly into its defaults: every key it uses is here.
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "app", "stream": "ext://sys.stdout"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "app", "stream": "ext://sys.stderr"},
+    },
+    # The app installs its own root handler (with request ids) in each worker.
+    "root": {"level": loglevel.upper(), "handlers": []},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+        # The app writes the access lines (with request ids); gunicorn's would duplicate them.
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+    },
+}

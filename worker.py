@@ -2,24 +2,32 @@
 
 `python worker.py`              RQ worker for every queue (email, stock, sync, cleanup)
 `python worker.py --scheduler`  registers the periodic jobs with rq-scheduler and runs it
+`python worker.py --check`      exit 0 when a worker of this host beat within its TTL, else 1
+                                (the container healthcheck: it asks about its own worker)
 
 Both need `REDIS_URL`. Each job runs inside a fresh app context, so it has the database
-session and config of the app, and leaves no session state behind for the next job.
+session and config of the app, and leaves no session state behind for the next job. A worker
+counts its job runs, failures and durations by job function, and serves them (with its process
+metrics) on `METRICS_PORT` when set.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import socket
 import sys
 import time
 
 from flask import Flask
-from rq import SimpleWorker
+from rq import SimpleWorker, worker_registration
 
 from project import create_app
 from project.extensions import redis_client
 from project.jobs import QUEUE_NAMES, get_queue
+from project.metrics import record_job, serve_process_metrics
+from project.ops import heartbeats
 from project.redis_client import REDIS_ERRORS
 from project.schedule import AppScheduler, register_periodic_jobs
 
@@ -30,18 +38,48 @@ class AppWorker(SimpleWorker):
     """Runs jobs in this process (no fork per job: no pooled DB connection shared across a
     fork, and no fork cost per job), each inside its own app context."""
 
-    flask_app: Flask  # set by run_worker before the worker starts
+    flask_app: Flask | None = None  # set by run_worker before the worker starts
+    _heartbeat: heartbeats.Heartbeat | None = None
 
     def perform_job(self, job, queue):
+        started = time.perf_counter()
+        assert self.flask_app is not None, "run_worker() sets the app"
         with self.flask_app.app_context():
-            return super().perform_job(job, queue)
+            succeeded = super().perform_job(job, queue)
+        record_job(job.func_name, queue.name, succeeded, time.perf_counter() - started)
+        return succeeded
+
+    # Liveness (project/ops/heartbeats.py): RQ refreshes its own worker key only between jobs
+    # and registers the worker in `rq:workers` only at birth; a thread beats all along.
+    def register_birth(self) -> None:
+        super().register_birth()
+        assert self.flask_app is not None, "run_worker() sets the app"
+        ttl = int(self.flask_app.config["WORKER_HEARTBEAT_TTL_SECONDS"])
+        heartbeats.beat(self.connection, self.name, ttl)
+        self._heartbeat = heartbeats.Heartbeat(lambda: self.beat(ttl), ttl).start()
+
+    def beat(self, ttl: int) -> None:
+        if heartbeats.beat(self.connection, self.name, ttl):
+            # Redis lost us (restarted empty): register again, so RQ's dashboard sees us too.
+            with self.connection.pipeline() as pipe:
+                pipe.hset(self.key, mapping=self.serialize())
+                pipe.expire(self.key, self.worker_ttl + 60)
+                worker_registration.register(self, pipe)
+                pipe.execute()
+
+    def register_death(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            with contextlib.suppress(*REDIS_ERRORS):  # else the key expires within its TTL
+                heartbeats.forget(self.connection, self.name)
+        super().register_death()
 
 
 def run_worker(app, queue_names: list[str], burst: bool = False) -> bool:
     AppWorker.flask_app = app
     with app.app_context():
         queues = [get_queue(name) for name in queue_names]
-        worker = AppWorker(queues, connection=redis_client.client)
+        worker = AppWorker(queues, connection=redis_client.client, name=heartbeats.worker_name())
     return worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
 
 
@@ -60,17 +98,35 @@ def run_scheduler(app, interval: int = 5, burst: bool = False) -> None:
             time.sleep(interval)
 
 
+def check_own_worker(app) -> int:
+    """Healthcheck: 0 when a worker of this host beat within its TTL; one line either way."""
+    host = socket.gethostname()
+    try:
+        live = heartbeats.live_workers(app.extensions["redis"], host=host)
+    except REDIS_ERRORS as exc:
+        print(f"unhealthy: Redis unreachable ({exc.__class__.__name__})")
+        return 1
+    if not live:
+        print(f"unhealthy: no live worker on host {host}")
+        return 1
+    print(f"ok: {', '.join(live)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scheduler", action="store_true", help="run the periodic-job scheduler")
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--queues", default=",".join(QUEUE_NAMES), help="comma-separated queues")
+    parser.add_argument("--check", action="store_true", help="is this host's worker live? (exit 0/1)")
     args = parser.parse_args(argv)
 
     app = create_app()
     if app.extensions.get("redis") is None:
         log.error("REDIS_URL is not set: without Redis, jobs run inline in the web process")
         return 2
+    if args.check:
+        return check_own_worker(app)
     if args.scheduler:
         run_scheduler(app, burst=args.burst)
         return 0
@@ -78,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(QUEUE_NAMES))
     if unknown:
         parser.error(f"unknown queues: {', '.join(unknown)}")
+    serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
     run_worker(app, names, burst=args.burst)
     return 0
 

@@ -1,13 +1,21 @@
 """Prometheus metrics: the one home of every counter and histogram.
 
-With several gunicorn workers, set `PROMETHEUS_MULTIPROC_DIR` (gunicorn.conf.py does) so
-that /metrics adds up every worker's figures.
+Where each process's figures are read:
+- gunicorn (the API): `GET /metrics`. Every worker is its own process, so gunicorn.conf.py
+  sets `PROMETHEUS_MULTIPROC_DIR` and /metrics adds up every worker's files; the process
+  metrics (`process_*`: CPU, memory, file descriptors) are the sum over the gunicorn master
+  and its live workers, read from /proc at scrape time.
+- `python worker.py` (job metrics) and `python grpc_server.py` (gRPC metrics): their own
+  small HTTP endpoint on `METRICS_PORT` (off when unset; `serve_process_metrics`), with the
+  standard process and Python collectors of that process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Callable, Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,9 +24,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
+from prometheus_client.core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +45,22 @@ CACHE_REQUESTS = Counter(
     "cache_requests_total", "Cache lookups by namespace and result", ["namespace", "result"]
 )
 QUEUE_DEPTH = Gauge("rq_queue_depth", "Jobs waiting per RQ queue", ["queue"], multiprocess_mode="livemax")
+JOB_RUNS = Counter("rq_job_runs_total", "Job runs by function, queue and status", ["job", "queue", "status"])
+JOB_DURATION = Histogram(
+    "rq_job_duration_seconds",
+    "Job run time by function",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+GRPC_HANDLED = Counter(
+    "grpc_server_handled_total", "gRPC calls by method and status code", ["grpc_method", "grpc_code"]
+)
+GRPC_LATENCY = Histogram(
+    "grpc_server_handling_seconds",
+    "gRPC call latency by method",
+    ["grpc_method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 # A path that matched no route: one label value, whatever the client sent.
 UNMATCHED = "<unmatched>"
@@ -55,11 +83,84 @@ def record_queue_depths(depths: dict[str, int]) -> None:
         QUEUE_DEPTH.labels(queue=queue).set(depth)
 
 
+def record_job(job: str, queue: str, succeeded: bool, seconds: float) -> None:
+    """`job` is the job's dotted function name (bounded: the code defines them)."""
+    JOB_RUNS.labels(job=job, queue=queue, status="finished" if succeeded else "failed").inc()
+    JOB_DURATION.labels(job=job).observe(seconds)
+
+
+def record_grpc(method: str, code: str, seconds: float) -> None:
+    """`method` is the full gRPC method name (`/auth.AuthService/ValidateToken`)."""
+    GRPC_HANDLED.labels(grpc_method=method, grpc_code=code).inc()
+    GRPC_LATENCY.labels(grpc_method=method).observe(seconds)
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of this process, or of every worker in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(ServerProcessCollector(multiproc_dir))
+        PlatformCollector(registry=registry)
     else:
         registry = REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def serve_process_metrics(port: int | None, host: str = "0.0.0.0") -> None:
+    """A process outside gunicorn (worker, gRPC) serves its own /metrics on `port` (None: off)."""
+    if port:
+        start_http_server(port, addr=host)
+        log.info("metrics on http://%s:%s/metrics", host, port)
+
+
+class ServerProcessCollector:
+    """`process_*` for a gunicorn server in multiprocess mode: prometheus_client's per-process
+    collector, summed over the master and its live workers (start time: the oldest; the fd limit:
+    one process's, they share it). Workers: children of this worker's parent that wrote metrics."""
+
+    def __init__(self, multiproc_dir: str) -> None:
+        self.multiproc_dir = multiproc_dir
+
+    def pids(self) -> list[int]:
+        master = os.getppid()
+        pids = {os.getpid()}
+        for name in os.listdir(self.multiproc_dir):
+            match = re.search(r"_(\d+)\.db$", name)
+            if match and _parent_of(int(match.group(1))) == master:
+                pids.add(int(match.group(1)))
+        if b"gunicorn" in _read(f"/proc/{master}/cmdline"):
+            pids.add(master)
+        return sorted(pids)
+
+    def collect(self) -> Iterable[Metric]:
+        totals: dict[str, Metric] = {}
+        for pid in self.pids():
+            for family in ProcessCollector(pid=_constant(pid), registry=None).collect():
+                value = family.samples[0].value
+                total = totals.get(family.name)
+                if total is None:
+                    totals[family.name] = total = family
+                elif family.name == "process_start_time_seconds":
+                    total.samples[0] = total.samples[0]._replace(value=min(total.samples[0].value, value))
+                elif family.name != "process_max_fds":
+                    total.samples[0] = total.samples[0]._replace(value=total.samples[0].value + value)
+        return list(totals.values())
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def _parent_of(pid: int) -> int | None:
+    stat = _read(f"/proc/{pid}/stat")
+    return int(stat.rsplit(b")", 1)[1].split()[1]) if stat else None

@@ -15,6 +15,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from project.cli import one_line_errors
 from project.extensions import db
 from project.guard import Role
 from project.passwords import check_password_policy
@@ -57,19 +58,32 @@ DEMO_PASSWORD = "Demo!Passw0rd"
     default=None,
     help=f"Password of the demo accounts (default {DEMO_PASSWORD!r}; random in production).",
 )
-def seed_command(password: str | None) -> None:
-    """Create demo data (an admin, a few users, products); adds nothing twice."""
+@click.option("--yes", is_flag=True, help="Required with APP_ENV=production: yes, demo data here.")
+@click.option(
+    "--admin/--no-admin",
+    default=None,
+    help="Create the demo admin (default: yes in development, no in production).",
+)
+def seed_command(password: str | None, yes: bool, admin: bool | None) -> None:
+    """Create demo data (a few users, products; an admin in development); adds nothing twice."""
+    production = current_app.config["APP_ENV"] == "production"
+    if production and not yes:
+        raise click.ClickException("APP_ENV is production: demo data goes in only with --yes.")
+    if admin is None:
+        admin = not production  # an admin account in production only when asked for
     if password is None:
-        # A well-known admin password must never reach a production database.
-        production = current_app.config["APP_ENV"] == "production"
+        # A well-known password must never reach a production database.
         password = f"{secrets.token_urlsafe(12)}-Aa1!" if production else DEMO_PASSWORD
-    check_password_policy(password)
+    with one_line_errors():
+        check_password_policy(password)
     taken = set(db.session.scalars(select(User.email)))
-    users = [(email, name, role) for email, name, role in DEMO_USERS if email not in taken]
+    wanted = [user for user in DEMO_USERS if admin or user[2] != Role.ADMIN]
+    users = [(email, name, role) for email, name, role in wanted if email not in taken]
     for email, username, role in users:
         if db.session.scalar(select(User.id).where(User.username == username)) is not None:
             username = f"{username}-{uuid.uuid4().hex[:6]}"
-        create_user(email, username, password, role=role, verified=True)
+        with one_line_errors():
+            create_user(email, username, password, role=role, verified=True)
     skus = set(db.session.scalars(select(Product.sku).where(Product.sku.like("DEMO-%"))))
     products = [Product(**data) for data in demo_products() if data["sku"] not in skus]
     db.session.add_all(products)

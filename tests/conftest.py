@@ -16,12 +16,16 @@ import os
 from pathlib import Path
 
 import pytest
-from flask_migrate import upgrade
-from sqlalchemy import text
 
-from project import create_app
-from project.extensions import db, redis_client
-from tests.helpers import STRONG_PASSWORD, login
+# A test run never reads a developer's `.env` (config.py reads it only in development).
+os.environ.setdefault("APP_ENV", "testing")
+
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from project import create_app  # noqa: E402
+from project.extensions import db, redis_client  # noqa: E402
+from tests.helpers import STRONG_PASSWORD, login  # noqa: E402
 
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 ON_POSTGRES = os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import time
 
-from rq import Worker
 from sqlalchemy import text
 
 from project.extensions import db, redis_client
 from project.jobs import QUEUE_NAMES, get_queue
+from project.ops.heartbeats import live_workers
 from project.redis_client import REDIS_ERRORS
 from project.schedule import SCHEDULER_ALIVE_KEY
 
@@ -76,8 +76,12 @@ def check_queues() -> dict:
 
 
 def check_workers() -> dict:
+    """Live workers: those that beat within their TTL (project/ops/heartbeats.py)."""
+    client = redis_client.client
+    if client is None:
+        return {"status": DISABLED, "detail": EMBEDDED}
     try:
-        count = Worker.count(connection=redis_client.client)
+        count = len(live_workers(client))
     except REDIS_ERRORS as exc:
         return {"status": DOWN, "error": f"redis unreachable ({exc.__class__.__name__})"}
     return {"status": OK if count else DOWN, "count": count}

@@ -5,6 +5,8 @@ echoed in the response and put on every log line of the request by a logging fil
 reads a context variable (so it works in any thread and outside Flask too: "-").
 One access line per request: method, path without the query string, status, duration.
 Headers, bodies and query strings are never logged, so tokens and passwords stay out.
+Timestamps are ISO 8601 in UTC with milliseconds (`2026-11-29T17:22:04.770Z`), in both
+formats and in every process (gunicorn.conf.py uses these formatters for gunicorn's own lines).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 from pythonjsonlogger.json import JsonFormatter
@@ -28,6 +31,24 @@ PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
 
 
+def iso_time(created: float) -> str:
+    """A log record's time: ISO 8601, UTC, milliseconds."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class PlainFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return iso_time(record.created)
+
+
+class JsonLineFormatter(JsonFormatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return iso_time(record.created)
+
+
+JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -38,11 +59,9 @@ def build_handler(log_format: str, stream=None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter: logging.Formatter
     if log_format == "json":
-        formatter = JsonFormatter(
-            JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}
-        )
+        formatter = JsonLineFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES)
     else:
-        formatter = logging.Formatter(PLAIN_FORMAT)
+        formatter = PlainFormatter(PLAIN_FORMAT)
     handler.setFormatter(formatter)
     handler.addFilter(RequestIdFilter())
     handler._app_handler = True  # type: ignore[attr-defined]  # ours: replaced, not stacked, per app

@@ -6,9 +6,9 @@ import re
 
 import click
 from flask.cli import AppGroup
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema
 
-from project.errors import AppError
+from project.cli import one_line_errors
 from project.guard import Role
 from project.users.jobs import cleanup_unverified_users
 from project.users.schemas import email_field, username_field
@@ -29,23 +29,26 @@ def _default_username(email: str) -> str:
 
 @users.command("create-admin")
 @click.option("--email", required=True, help="The admin's email (login name).")
-@click.option("--password", required=True, help="Checked against the password policy.")
+@click.option(
+    "--password",
+    default=None,
+    help="Checked against the password policy. Better left out: then it is asked for, hidden, "
+    "twice, and stays out of the shell history and the process list.",
+)
 @click.option("--username", default=None, help="Defaults to the email's local part.")
-def create_admin(email: str, password: str, username: str | None) -> None:
+def create_admin(email: str, password: str | None, username: str | None) -> None:
     """Create an admin account (verified, active). Safe to run again: an existing admin with
     that email is reported and left as it is."""
-    try:
+    with one_line_errors():
         args = AdminArgs().load({"email": email, "username": username or _default_username(email)})
-    except ValidationError as exc:
-        raise click.ClickException(f"Invalid input: {exc.messages}") from exc
     existing = find_by_login(normalize_email(args["email"]))
     if existing is not None and existing.role == Role.ADMIN:
         click.echo(f"Admin {existing.email} already exists (id {existing.id}); nothing to do.")
         return
-    try:
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with one_line_errors():
         user = create_user(args["email"], args["username"], password, role=Role.ADMIN, verified=True)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from exc
     click.echo(f"Created admin {user.email} (id {user.id}, username {user.username}).")
 
 

@@ -4,7 +4,9 @@ There is no Docker engine on this machine, so the compose file is checked as dat
 commands its services run are started as plain processes against the real PostgreSQL and Redis.
 """
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +33,12 @@ COMMANDS = {
     "migrate": ["flask", "--app", "wsgi", "db", "upgrade"],
 }
 TEST_JWT_SECRET = "jwt-secret-for-the-process-test-0123456789"
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def json_lines(path: Path) -> list[dict]:
+    lines = path.read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +48,7 @@ def compose() -> dict:
 
 def test_compose_services_and_commands(compose):
     services = compose["services"]
-    assert set(services) == {"api", "worker", "scheduler", "grpc", "migrate", "postgres", "redis"}
+    assert set(services) == {"api", "worker", "scheduler", "grpc", "migrate", "postgres", "redis", "mailpit"}
     for name, command in COMMANDS.items():
         assert services[name]["command"] == command, name
 
@@ -56,21 +64,120 @@ def test_compose_order_and_health_checks(compose):
         env = services[name]["environment"]
         assert env["APP_ENV"] == "production"
         assert env["DATABASE_URL"].startswith("postgresql://") and env["REDIS_URL"].startswith("redis://")
-        assert "SECRET_KEY" in env and "JWT_SECRET_KEY" in env
+        assert "SECRET_KEY" in env and "JWT_SECRET_KEY" in env and "MAIL_SERVER" in env
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "ping" in services["redis"]["healthcheck"]["test"]
     assert services["api"]["ports"] == ["8000:8000"] and services["grpc"]["ports"] == ["50051:50051"]
+    # The worker's healthcheck asks about its own worker (python worker.py --check), not "any worker".
+    assert services["worker"]["healthcheck"]["test"] == ["CMD", "python", "worker.py", "--check"]
+    assert services["mailpit"]["healthcheck"]["test"][0] == "CMD"
 
 
-def test_dockerfile_is_multi_stage_non_root_with_healthcheck():
+def seconds(duration: str) -> int:
+    """A compose duration (`620s`, `1m30s`, `40s`) in seconds."""
+    import re
+
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([hms])", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_compose_stops_gracefully(compose):
+    services = compose["services"]
+    for name in ("api", "worker", "scheduler", "grpc"):
+        assert services[name]["stop_signal"] == "SIGTERM", name
+        assert services[name]["init"] is True, name
+    # gunicorn drains for its graceful timeout, gRPC for GRACE_SECONDS, RQ finishes the job in hand.
+    from grpc_server import GRACE_SECONDS
+
+    assert seconds(services["api"]["stop_grace_period"]) > 30
+    assert seconds(services["grpc"]["stop_grace_period"]) > GRACE_SECONDS
+    longest_job = 600  # the catalogue sync's job timeout, the longest of any job
+    assert seconds(services["worker"]["stop_grace_period"]) > longest_job
+
+
+def test_compose_pins_images_and_runs_the_code_read_only(compose):
+    services = compose["services"]
+    for name in ("postgres", "redis", "mailpit"):
+        image = services[name]["image"]
+        # PostgreSQL's versions are major.minor (15.20), the others major.minor.patch.
+        assert re.search(r":v?\d+\.\d+(\.\d+)?-?", image) and "latest" not in image, image
+    for name in ("api", "worker", "scheduler", "grpc", "migrate"):
+        assert services[name]["read_only"] is True and services[name]["tmpfs"] == ["/tmp"], name
+    assert services["mailpit"]["profiles"] == ["dev"]  # development mail only
+    assert services["mailpit"]["ports"] == ["127.0.0.1:8025:8025"]
+
+
+def test_dockerfile_is_multi_stage_non_root_read_only_code_and_pinned():
     text = (ROOT / "Dockerfile").read_text()
     assert text.count("\nFROM ") + text.startswith("FROM ") >= 2
     assert "COPY --from=build" in text
     assert "\nUSER app" in text
     assert "\nHEALTHCHECK " in text
     assert 'CMD ["gunicorn", "wsgi:app", "-c", "gunicorn.conf.py"]' in text
+    # Base image by exact version; every stage uses it.
+    assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+$", text, re.M)
+    assert all(
+        line.startswith("FROM ${PYTHON_IMAGE} AS ") for line in text.splitlines() if line.startswith("FROM")
+    )
+    # The code belongs to root: nothing is copied or chowned to the app user, who comes last.
+    assert "--chown" not in text and "chown" not in text
+    assert text.index("COPY . .") < text.index("\nUSER app")
+    assert "FLASK_SKIP_DOTENV=1" in text
+
+
+def dockerignore_keeps(path: str) -> bool:
+    """Whether .dockerignore lets `path` (relative, posix) into the build context; last match wins."""
+    from fnmatch import fnmatch
+
+    kept = True
+    for rule in (ROOT / ".dockerignore").read_text().splitlines():
+        rule = rule.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+        if pattern.startswith("**/"):
+            matched = any(fnmatch(part, pattern[3:]) for part in path.split("/"))
+        else:
+            matched = (
+                fnmatch(path.split("/")[0], pattern)
+                or fnmatch(path, pattern)
+                or path.startswith(pattern + "/")
+            )
+        if matched:
+            kept = negate
+    return kept
+
+
+def image_files() -> list[str]:
+    """The repository's files that go into the image (tracked or not; never .git or .venv)."""
+    files = []
+    for path in ROOT.rglob("*"):
+        relative = path.relative_to(ROOT).as_posix()
+        if path.is_file() and not relative.startswith((".git/", ".venv/")) and dockerignore_keeps(relative):
+            files.append(relative)
+    return sorted(files)
+
+
+def test_only_what_runs_goes_into_the_image():
+    files = image_files()
+    for needed in (
+        "wsgi.py",
+        "worker.py",
+        "grpc_server.py",
+        "config.py",
+        "gunicorn.conf.py",
+        "requirements.txt",
+    ):
+        assert needed in files
+    assert "project/__init__.py" in files and "migrations/env.py" in files
+    for kept_out in ("tests/", "bench/", ".env", ".github/", "instance/", "docker-compose.yml", "Makefile"):
+        assert not any(f == kept_out or f.startswith(kept_out) for f in files), kept_out
+    assert not dockerignore_keeps(".env") and not dockerignore_keeps(".env.local")
+    assert not any("__pycache__" in f for f in files)
 
 
 def test_ci_workflow_runs_lint_and_tests_with_services():
@@ -97,13 +204,33 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
 
 
+@pytest.fixture
+def image_copy(tmp_path):
+    """What the image holds (.dockerignore applied), read-only as the app user finds it there."""
+    import shutil
+
+    root = tmp_path / "app"
+    for relative in image_files():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, root / relative)
+    paths = [root, *root.rglob("*")]
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    yield root
+    for path in paths:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.app_config(JWT_SECRET_KEY=TEST_JWT_SECRET)
-def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, tmp_path):
+def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, tmp_path, image_copy):
+    """Each service's command, run from what the image holds, with the code read-only."""
     http_port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "FLASK_SKIP_DOTENV": "1",
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
         "APP_ENV": "production",
         "SECRET_KEY": "secret-for-the-process-test-0123456789",
@@ -115,12 +242,24 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
         "GUNICORN_BIND": f"127.0.0.1:{http_port}",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_THREADS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "METRICS_HOST": "127.0.0.1",
+    }
+    # gunicorn's multiprocess metrics directory is its own; worker and gRPC serve theirs on a port.
+    metrics_ports = {"worker": free_port(), "grpc": free_port()}
+    own_env = {
+        "api": {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")},
+        **{name: {"METRICS_PORT": str(port)} for name, port in metrics_ports.items()},
     }
     commands = {name: [str(BIN / cmd[0]), *cmd[1:]] for name, cmd in COMMANDS.items() if name != "migrate"}
     logs = {name: open(tmp_path / f"{name}.log", "wb") for name in commands}  # noqa: SIM115
     procs = {
-        name: subprocess.Popen(command, cwd=ROOT, env=env, stdout=logs[name], stderr=subprocess.STDOUT)
+        name: subprocess.Popen(
+            command,
+            cwd=image_copy,
+            env={**env, **own_env.get(name, {})},
+            stdout=logs[name],
+            stderr=subprocess.STDOUT,
+        )
         for name, command in commands.items()
     }
     base = f"http://127.0.0.1:{http_port}"
@@ -146,10 +285,21 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         token = auth_headers(user)["Authorization"].split()[1]
         reply = auth_pb2_grpc.AuthServiceStub(channel).ValidateToken(
-            auth_pb2.ValidateTokenRequest(token=token), timeout=5
+            auth_pb2.ValidateTokenRequest(token=token), timeout=5, metadata=(("x-request-id", "deploy-1"),)
         )
         assert reply.valid and reply.user_id == user["id"]
         channel.close()
+        grpc_metrics = requests.get(f"http://127.0.0.1:{metrics_ports['grpc']}/metrics", timeout=5).text
+        assert 'grpc_code="OK",grpc_method="/auth.AuthService/ValidateToken"} 1.0' in grpc_metrics
+        assert "process_resident_memory_bytes " in grpc_metrics
+
+        # The scheduler queues the periodic jobs at once: the worker runs and counts them.
+        def worker_counted():
+            text = requests.get(f"http://127.0.0.1:{metrics_ports['worker']}/metrics", timeout=5).text
+            return text if 'rq_job_runs_total{job="project.orders.jobs.requeue_lost_orders"' in text else None
+
+        worker_metrics = wait_for(worker_counted, what="job metrics on the worker's port")
+        assert "process_cpu_seconds_total " in worker_metrics
 
         # Multiprocess metrics: requests answered by either worker are counted.
         for _ in range(6):
@@ -161,6 +311,12 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
             if row.startswith("http_requests_total{") and 'endpoint="/health"' in row
         )
         assert float(line.rsplit(" ", 1)[1]) >= 7
+        # Process metrics: the sum over the gunicorn master and its two workers.
+        rss = next(row for row in metrics.splitlines() if row.startswith("process_resident_memory_bytes "))
+        master_rss = int((Path(f"/proc/{procs['api'].pid}/statm").read_text().split())[1]) * os.sysconf(
+            "SC_PAGE_SIZE"
+        )
+        assert float(rss.split()[1]) > 2 * master_rss
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -176,6 +332,18 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
             handle.close()
     output = {name: (tmp_path / f"{name}.log").read_text(errors="replace")[-2000:] for name in procs}
     assert codes == dict.fromkeys(procs, 0), output
+    # Every process logs JSON lines with ISO 8601 UTC timestamps (gunicorn's own lines too).
+    for name in procs:
+        records = json_lines(tmp_path / f"{name}.log")
+        assert records, name
+        bad = [r for r in records if not ISO_UTC.match(r.get("time", ""))]
+        assert not bad, (name, bad[:3])
+    starting = [r for r in json_lines(tmp_path / "api.log") if r["logger"] == "gunicorn.error"]
+    assert any("Starting gunicorn" in r["message"] for r in starting)
+    rpc_lines = [
+        r for r in json_lines(tmp_path / "grpc.log") if r.get("rpc") == "/auth.AuthService/ValidateToken"
+    ]
+    assert [(r["request_id"], r["code"]) for r in rpc_lines] == [("deploy-1", "OK")]
 
 
 def test_periodic_jobs_register_with_rq_scheduler(app):
@@ -250,3 +418,94 @@ def test_the_scheduler_process_outlives_a_redis_outage(app, monkeypatch):
     monkeypatch.setattr(worker.time, "sleep", lambda seconds: None)
     worker.run_scheduler(app, interval=1)
     assert len(runs) == 2 and runs[0] != runs[1]
+
+
+# --- worker liveness from heartbeats (project/ops/heartbeats.py), with real worker processes ---
+
+HEARTBEAT_TTL = 5  # seconds; 90 in production (API.md: a worker silent for 90 s is not live)
+
+
+@pytest.fixture
+def workers(database_url, tmp_path):
+    """`workers.start()` runs `python worker.py` (TTL of HEARTBEAT_TTL); `workers.check()` runs
+    `python worker.py --check`; every process left is killed at the end."""
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL", ""),
+        "WORKER_HEARTBEAT_TTL_SECONDS": str(HEARTBEAT_TTL),
+        "LOG_LEVEL": "WARNING",
+    }
+
+    class Workers:
+        def __init__(self) -> None:
+            self.procs: list[subprocess.Popen] = []
+
+        def start(self) -> subprocess.Popen:
+            log = open(tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+            proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
+            self.procs.append(proc)
+            return proc
+
+        def check(self) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "worker.py", "--check"], cwd=ROOT, env=env, capture_output=True, text=True
+            )
+
+    running = Workers()
+    yield running
+    for proc in running.procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def live_count(client) -> int:
+    return client.get("/health/full").get_json()["components"]["workers"]["count"]
+
+
+@pytest.mark.redis
+def test_a_killed_worker_stops_being_live_and_a_new_one_is_live(client, workers):
+    first = workers.start()
+    wait_for(lambda: live_count(client) == 1, what="the worker in /health/full")
+    time.sleep(2 * HEARTBEAT_TTL)  # idle for longer than its TTL: its heartbeat keeps it live
+    assert live_count(client) == 1
+    check = workers.check()
+    assert check.returncode == 0 and check.stdout.startswith("ok: "), check
+
+    first.kill()  # SIGKILL: no chance to say goodbye
+    first.wait(timeout=10)
+    # Gone within its TTL (plus the poll's own slack), as /health/full and the healthcheck see it.
+    wait_for(lambda: live_count(client) == 0, timeout=HEARTBEAT_TTL + 5, what="the killed worker gone")
+    body = client.get("/health/full").get_json()
+    assert body["status"] == "degraded" and body["components"]["workers"] == {"status": "down", "count": 0}
+    check = workers.check()
+    assert check.returncode == 1 and "no live worker on host" in check.stdout, check
+
+    workers.start()
+    wait_for(lambda: live_count(client) == 1, what="the new worker in /health/full")
+    assert workers.check().returncode == 0
+
+
+@pytest.mark.redis
+def test_a_running_worker_is_live_again_after_redis_restarts_empty(app, client, workers):
+    from rq import Worker
+    from rq.job import Job
+
+    from project.extensions import redis_client
+    from project.jobs import enqueue
+    from project.users.jobs import cleanup_unverified_users
+
+    workers.start()
+    wait_for(lambda: live_count(client) == 1, what="the worker in /health/full")
+    with app.app_context():
+        connection = redis_client.client
+        connection.flushdb()  # what a Redis restart without persistence leaves
+        assert Worker.count(connection=connection) == 0
+    wait_for(lambda: live_count(client) == 1, timeout=HEARTBEAT_TTL + 5, what="the worker live again")
+    with app.app_context():
+        assert Worker.count(connection=connection) == 1  # RQ's registry (the dashboard) too
+        job_id = enqueue("cleanup", cleanup_unverified_users).id
+        job = Job.fetch(job_id, connection=connection)
+        wait_for(lambda: job.get_status(refresh=True) == "finished", what="a job run after the flush")

@@ -49,15 +49,17 @@ def test_full_health_counts_queued_jobs(app, client):
     assert depth["email"] == 2 and depth["stock"] == 0
 
 
-def test_full_health_sees_a_registered_worker_and_scheduler(app, client):
-    from rq import Worker
-
+def test_full_health_sees_a_beating_worker_and_scheduler(app, client):
     from project.extensions import redis_client
     from project.jobs import QUEUE_NAMES, get_queue
     from project.schedule import AppScheduler
+    from worker import AppWorker
 
+    AppWorker.flask_app = app
     with app.app_context():
-        worker = Worker([get_queue(name) for name in QUEUE_NAMES], connection=redis_client.client)
+        worker = AppWorker(
+            [get_queue(name) for name in QUEUE_NAMES], connection=redis_client.client, name="host-a:1:abc"
+        )
         worker.register_birth()
         scheduler = AppScheduler(connection=redis_client.client, interval=5, app=app)
         scheduler.register_birth()
@@ -68,8 +70,29 @@ def test_full_health_sees_a_registered_worker_and_scheduler(app, client):
         worker.register_death()
         scheduler.register_death()
     components = client.get("/health/full").get_json()["components"]
-    assert components["workers"]["count"] == 0
+    assert components["workers"] == {"status": "down", "count": 0}
     assert components["scheduler"]["alive"] is False
+
+
+def test_a_worker_whose_heartbeat_expired_is_not_counted(app, client):
+    """The heartbeat key's TTL is the liveness window: no key, not live (whatever rq:workers says)."""
+    from rq import Worker
+
+    from project.extensions import redis_client
+    from project.jobs import QUEUE_NAMES, get_queue
+    from project.ops import heartbeats
+
+    with app.app_context():
+        connection = redis_client.client
+        Worker(
+            [get_queue(name) for name in QUEUE_NAMES], connection=connection, name="host-b:2:dead"
+        ).register_birth()  # RQ's set only
+        heartbeats.beat(connection, "host-c:3:live", ttl=90)
+        heartbeats.beat(connection, "host-d:4:gone", ttl=90)
+        connection.delete(heartbeats.KEY_PREFIX + "host-d:4:gone")  # what the TTL does
+    assert client.get("/health/full").get_json()["components"]["workers"] == {"status": "ok", "count": 1}
+    with app.app_context():  # the expired name was dropped from the set
+        assert connection.smembers(heartbeats.NAMES_KEY) == {b"host-c:3:live"}
 
 
 def test_database_down(make_app):

@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
 
 def metric_value(text: str, name: str, **labels) -> float:
     wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
@@ -104,6 +106,7 @@ def test_every_log_line_of_a_request_is_json_with_its_request_id(app, captured_l
     assert len(access) == 1
     assert access[0]["status"] == 200 and access[0]["path"] == "/probe" and access[0]["method"] == "GET"
     assert "duration_ms" in access[0] and access[0]["level"] == "INFO"
+    assert all(ISO_UTC.match(r["time"]) for r in records), records  # ISO 8601, UTC
     assert "SECRET123" not in captured_log.getvalue()
 
 
@@ -129,6 +132,7 @@ def test_plain_format(client, captured_log):
     client.get("/health", headers={"X-Request-ID": "plain-1"})
     line = captured_log.getvalue().strip()
     assert "[plain-1] access: GET /health 200" in line
+    assert ISO_UTC.match(line.split(" ", 1)[0]), line
     with pytest.raises(json.JSONDecodeError):
         json.loads(line)
 
@@ -192,3 +196,48 @@ def test_rq_dashboard_off_when_unconfigured(client):
 @pytest.mark.app_config(RQ_DASHBOARD_USERNAME="ops", RQ_DASHBOARD_PASSWORD=None)
 def test_rq_dashboard_off_with_only_a_username(client):
     assert client.get("/rq/").status_code == 404
+
+
+def test_job_runs_failures_and_durations_by_function(app, client, run_jobs):
+    from project.jobs import enqueue
+
+    def runs(text: str, status: str) -> float:
+        try:
+            return metric_value(text, "rq_job_runs_total", job="builtins.len", queue="cleanup", status=status)
+        except AssertionError:
+            return 0.0
+
+    before = client.get("/metrics").get_data(as_text=True)
+    with app.app_context():
+        enqueue("cleanup", len, "abc", retries=0)
+        enqueue("cleanup", len, "de", retries=0)
+        enqueue("cleanup", len, 42, retries=0)  # TypeError: a failed run
+    run_jobs(("cleanup",))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert runs(text, "finished") == runs(before, "finished") + 2
+    assert runs(text, "failed") == runs(before, "failed") + 1
+    assert metric_value(text, "rq_job_duration_seconds_count", job="builtins.len") >= 3
+
+
+def test_process_metrics_are_exposed(client):
+    text = client.get("/metrics").get_data(as_text=True)
+    assert metric_value(text, "python_info", implementation="CPython") == 1
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"):
+        assert any(
+            line.startswith(f"{name} ") and float(line.split()[1]) > 0 for line in text.splitlines()
+        ), name
+
+
+def test_multiprocess_mode_sums_process_metrics_over_the_server(tmp_path):
+    """Under gunicorn (PROMETHEUS_MULTIPROC_DIR), process_* are the master's and live workers' sum."""
+    import subprocess
+    import sys
+
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    reader = "from project.metrics import render\nprint(render()[0].decode())\n"
+    out = subprocess.run(
+        [sys.executable, "-c", reader], check=True, env=env, capture_output=True, text=True, timeout=60
+    ).stdout
+    assert metric_value(out, "python_info", implementation="CPython") == 1
+    rss = [line for line in out.splitlines() if line.startswith("process_resident_memory_bytes ")]
+    assert len(rss) == 1 and float(rss[0].split()[1]) > 0

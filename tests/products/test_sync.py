@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -196,6 +197,74 @@ def test_cli_sync_runs_in_the_foreground(app, client, upstream):
     assert result.exit_code == 0, result.output
     assert "Sync succeeded: 12 created, 0 updated, 0 failed." in result.output
     assert client.get(API).get_json()["total"] == 12
+
+
+def test_cli_sync_progress_is_log_lines_when_not_on_a_terminal(app, upstream):
+    import io
+
+    handler = app.extensions["log_handler"]
+    buffer = io.StringIO()
+    old = handler.setStream(buffer)
+    try:
+        result = app.test_cli_runner().invoke(args=["products", "sync"])
+    finally:
+        handler.setStream(old)
+    assert result.exit_code == 0, result.output
+    lines = buffer.getvalue().splitlines()
+    progress = [line.split(" cli: ", 1)[1] for line in lines if " cli: " in line]
+    assert progress[0] == "Fetching upstream: 5/12" and progress[-1] == "Saving products: 12/12"
+    assert "Fetching upstream: 12/12" in progress
+    assert "\r" not in buffer.getvalue() and "\r" not in result.output  # no bar drawing
+
+
+def test_cli_sync_draws_a_bar_on_a_terminal_and_logs_never_share_its_line(database_url, upstream, tmp_path):
+    """A real terminal (a pty): the bar is drawn, and a log line first clears the bar's line."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": "",
+        "PRODUCTS_SYNC_URL": upstream.url,
+        "PRODUCTS_SYNC_PAGE_SIZE": "5",
+        "LOG_FORMAT": "plain",
+        "FLASK_SKIP_DOTENV": "1",
+    }
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "products", "sync"],
+        cwd=root,
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    output = b"".join(chunks).decode(errors="replace")
+    assert "Fetching upstream" in output and "Saving products" in output and "12/12" in output
+    assert "Sync succeeded: 12 created, 0 updated, 0 failed." in output
+    # The sync's own log line, written while the bar is up, first clears the bar's line: what the
+    # terminal shows on that line (after the last carriage return) is the log line alone.
+    log_at = output.index("products sync cli-")
+    shown = output[output.rfind("\r", 0, log_at) : log_at]
+    assert re.match(r"\r\x1b\[K\d{4}-\d\d-\d\dT[\d:.]+Z INFO ", shown), repr(shown)
 
 
 def test_cli_sync_reports_a_failure(app, upstream):

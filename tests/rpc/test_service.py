@@ -161,6 +161,10 @@ def test_database_down_is_unavailable_not_invalid():
     with down.app_context():
         token = create_access_token(identity="1", additional_claims={"sid": "s", "role": "user"})
     running = serve(0, down, host="127.0.0.1", max_workers=2)
+    unavailable = {"grpc_method": "/auth.AuthService/ValidateToken", "grpc_code": "UNAVAILABLE"}
+    before = metric(
+        down.test_client().get("/metrics").get_data(as_text=True), "grpc_server_handled_total", **unavailable
+    )
     try:
         with (
             grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel,
@@ -170,3 +174,54 @@ def test_database_down_is_unavailable_not_invalid():
         assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         running.stop(grace=None)
+    # Counted under the code the client saw.
+    after = metric(
+        down.test_client().get("/metrics").get_data(as_text=True), "grpc_server_handled_total", **unavailable
+    )
+    assert after == before + 1
+
+
+def metric(text: str, name: str, **labels) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.app_config(LOG_FORMAT="json")
+def test_calls_are_logged_with_a_request_id_and_counted(app, client, stub, tokens):
+    import io
+    import json
+
+    method = "/auth.AuthService/ValidateToken"
+    before = client.get("/metrics").get_data(as_text=True)
+    handler = app.extensions["log_handler"]
+    buffer = io.StringIO()
+    old = handler.setStream(buffer)
+    try:
+        reply, call = stub.ValidateToken.with_call(
+            auth_pb2.ValidateTokenRequest(token=tokens["access_token"]),
+            metadata=(("x-request-id", "grpc-req-7"),),
+            timeout=10,
+        )
+        stub.ValidateToken(auth_pb2.ValidateTokenRequest(token="not-a-jwt"), timeout=10)  # generated id
+    finally:
+        handler.setStream(old)
+    assert reply.valid
+    assert ("x-request-id", "grpc-req-7") in tuple(call.initial_metadata())
+
+    records = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    calls = [r for r in records if r["logger"] == "access" and r.get("rpc") == method]
+    assert [r["request_id"] for r in calls][0] == "grpc-req-7"
+    assert len(calls) == 2 and calls[1]["request_id"] not in ("grpc-req-7", "-")
+    assert all(r["code"] == "OK" and r["duration_ms"] >= 0 for r in calls)
+    assert tokens["access_token"] not in buffer.getvalue()
+
+    after = client.get("/metrics").get_data(as_text=True)
+    labels = {"grpc_method": method, "grpc_code": "OK"}
+    assert (
+        metric(after, "grpc_server_handled_total", **labels)
+        == metric(before, "grpc_server_handled_total", **labels) + 2
+    )
+    count = "grpc_server_handling_seconds_count"
+    assert metric(after, count, grpc_method=method) == metric(before, count, grpc_method=method) + 2

@@ -106,3 +106,40 @@ def test_cleanup_job_runs_on_a_real_worker(app, make_user, run_jobs):
     run_jobs(("cleanup",))
     with app.app_context():
         assert db.session.get(User, user["id"]) is None
+
+
+def test_create_admin_asks_for_the_password_hidden_and_twice(app, client):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["users", "create-admin", "--email", "ops@example.com"], input="R00t!Passw0rd\nR00t!Passw0rd\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Password: " in result.output and "Repeat for confirmation: " in result.output
+    assert "R00t!Passw0rd" not in result.output  # hidden: never echoed
+    assert "Created admin ops@example.com" in result.output
+    login = client.post(
+        "/api/v1/auth/login", json={"username": "ops@example.com", "password": "R00t!Passw0rd"}
+    )
+    assert login.status_code == 200
+
+
+def test_create_admin_prompt_refuses_two_different_entries(app):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create-admin", "--email", "ops@example.com"], input="R00t!Passw0rd\nOther!Passw0rd\n"
+    )
+    assert result.exit_code != 0
+    assert "The two entered values do not match." in result.output
+    with app.app_context():
+        assert db.session.query(User).count() == 0
+
+
+def test_create_admin_errors_are_one_clear_line(app):
+    runner = app.test_cli_runner()
+    bad = runner.invoke(
+        args=["users", "create-admin", "--email", "not-an-email", "--password", "R00t!Passw0rd"]
+    )
+    assert bad.exit_code == 1
+    assert bad.output == "Error: email: Not a valid email address.\n"
+    short = runner.invoke(args=["users", "create-admin", "--email", "x@example.com", "--username", "a!"])
+    assert short.exit_code == 1 and short.output.startswith("Error: username: ")
+    assert short.output.count("\n") == 1 and "{" not in short.output and "Password" not in short.output
