@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PORT ?= 5000
 
-.PHONY: install run test lint fuzz bench proto worker scheduler grpc clean
+.PHONY: install run test lint fuzz bench bench-catalogue proto worker scheduler grpc clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: install  ## every benchmark: catalogue, orders, token check
 	$(BIN)/python bench/catalogue.py
 	$(BIN)/python bench/orders.py
 	$(BIN)/python bench/token_check.py
+
+bench-catalogue: install  ## 10k and 1M products: list, filters, search, deep pages, with plans
+	$(BIN)/python bench/catalogue.py
 
 # The generated code is checked in (project/rpc/generated); run this after editing protos/.
 # protoc writes `import auth_pb2`, which only works from that directory: make it a package import.

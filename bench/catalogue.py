@@ -1,14 +1,19 @@
-"""Catalogue scale benchmark: `python bench/catalogue.py` -> bench/results/catalogue.json.
+"""Catalogue scale benchmark: `make bench-catalogue` -> bench/results/catalogue.json.
 
 Fills PostgreSQL (database `bench_catalogue`, created if missing) with 10,000 and then
-1,000,000 products (one INSERT ... SELECT generate_series, then the real migration 0003
-builds its indexes and live count), and measures, through the in-process Flask test client
-(no network, no gunicorn), the median and p99 latency of:
-  - page 1 of the list, the filtered+sorted list, a selective search, a broad search;
+1,000,000 products (one INSERT ... SELECT generate_series, then the real migrations 0003 and
+0004 build the indexes, planner statistics and live count), and measures, through the
+in-process Flask test client (no network, no gunicorn), the median and p99 latency of:
+  - page 1 of the list, the filtered+sorted list, a selective search, a broad search (5% of
+    rows), and page 500 of the list and of the broad search;
   - each uncached (the `products` cache version is bumped before every request, so the
-    database answers, counts included) and cached (the same request again: HIT).
-Then times a sync of 10,000 upstream products from a local DummyJSON-shaped HTTP server
-(created, then the same again: updated).
+    database answers, counts included) and cached (the same request again: HIT);
+  - the floor: a minimal Flask app answering 20 items through the same test client.
+Writes EXPLAIN (ANALYZE, BUFFERS) of every statement behind each request to
+bench/results/catalogue_plans_<size>.txt, a cProfile of the broad search to
+bench/results/catalogue_profile_<size>.txt, and times the broad search's page + exact total
+as two statements vs one with a window count. Then times a sync of 10,000 upstream products
+from a local DummyJSON-shaped HTTP server (created, then the same again: updated).
 
 Environment: BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/bench_catalogue),
 BENCH_REDIS_URL (redis://127.0.0.1:6379/2), BENCH_SIZES (10000,1000000), BENCH_REPEAT (100).
@@ -44,6 +49,8 @@ SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "10000,1000000").split(",
 REPEAT = int(os.environ.get("BENCH_REPEAT", "100"))
 SYNC_PRODUCTS = 10_000
 RESULTS = ROOT / "bench" / "results" / "catalogue.json"
+PLANS = str(ROOT / "bench" / "results" / "catalogue_plans_{size}.txt")
+PROFILE = str(ROOT / "bench" / "results" / "catalogue_profile_{size}.txt")
 MIGRATIONS = str(ROOT / "migrations")
 CATEGORIES = [f"category{n:02d}" for n in range(20)]
 WORDS = ["lamp", "desk", "chair", "table", "sofa", "shelf", "rug", "mirror", "clock", "vase"]
@@ -62,6 +69,10 @@ FROM generate_series(1::bigint, :n) AS i
 """
 
 
+def schema(size: int) -> str:
+    return f"catalogue_{size}"
+
+
 def ensure_database() -> None:
     admin = create_engine(
         database_url(DATABASE_URL.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT"
@@ -71,21 +82,34 @@ def ensure_database() -> None:
         if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    # One schema per size in the one database; public holds only pg_trgm (it is on every
+    # search_path, so a table left there would shadow the sizes' own).
+    engine = create_engine(database_url(DATABASE_URL))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+        conn.execute(text("CREATE EXTENSION pg_trgm SCHEMA public"))
+    engine.dispose()
 
 
-def make_app():
-    return create_app(
-        app_env="testing",
-        overrides={"SQLALCHEMY_DATABASE_URI": DATABASE_URL, "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING"},
-    )
+def make_app(size: int):
+    """An app on the size's schema, with its own cache key prefix in the one Redis db."""
+    url = f"{DATABASE_URL}?options=-csearch_path%3D{schema(size)},public"
+    overrides = {
+        "SQLALCHEMY_DATABASE_URI": url,
+        "REDIS_URL": REDIS_URL,
+        "CACHE_KEY_PREFIX": f"bench{size}:",
+        "LOG_LEVEL": "WARNING",
+    }
+    return create_app(app_env="testing", overrides=overrides)
 
 
 def fill(app, size: int) -> dict:
     started = time.perf_counter()
     with app.app_context():
         with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema(size)} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema(size)}"))
         upgrade(directory=MIGRATIONS, revision="0001_initial")
         words = ", ".join(f"'{w}'" for w in WORDS)
         categories = ", ".join(f"'{c}'" for c in CATEGORIES)
@@ -98,46 +122,55 @@ def fill(app, size: int) -> dict:
             conn.execute(text("VACUUM ANALYZE products"))
             live = conn.scalar(text("SELECT live FROM product_counts"))
         db.engine.dispose()
-        redis = app.extensions["redis"]
-        redis.flushdb()
     assert live == size, (live, size)
     return {"insert_s": round(loaded - started, 2), "total_s": round(time.perf_counter() - started, 2)}
 
 
-def timings(client, path: str, uncached: bool, app) -> dict:
-    samples = []
-    client.get(path)  # warm the connection pool and the cache
+def timings(apps: dict, path: str, uncached: bool) -> dict:
+    """Median and p99 of `path` on every size, the sizes interleaved request by request so
+    that the load of a shared machine weighs on each alike (their ratio is what counts)."""
+    clients = {size: app.test_client() for size, app in apps.items()}
+    samples: dict[int, list[float]] = {size: [] for size in apps}
+    bodies = {}
+    for client in clients.values():
+        client.get(path)  # warm the connection pool and the cache
     for _ in range(REPEAT):
-        if uncached:
-            with app.app_context():
-                bump("products")
-        t0 = time.perf_counter()
-        response = client.get(path)
-        samples.append((time.perf_counter() - t0) * 1000)
-        assert response.status_code == 200, response.get_json()
-        assert response.headers["X-Cache"] == ("MISS" if uncached else "HIT")
-    samples.sort()
-    return {
-        "median_ms": round(statistics.median(samples), 2),
-        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2),
-        "total": response.get_json()["total"],
-    }
+        for size, client in clients.items():
+            if uncached:
+                with apps[size].app_context():
+                    bump("products")
+            t0 = time.perf_counter()
+            response = client.get(path)
+            samples[size].append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200, response.get_json()
+            assert response.headers["X-Cache"] == ("MISS" if uncached else "HIT")
+            bodies[size] = response.get_json()
+    result = {}
+    for size, values in samples.items():
+        values.sort()
+        result[size] = {
+            "median_ms": round(statistics.median(values), 2),
+            "p99_ms": round(values[min(len(values) - 1, int(len(values) * 0.99))], 2),
+            "total": bodies[size]["total"],
+        }
+    return result
 
 
-def plans(app, queries: dict[str, str]) -> dict:
-    """EXPLAIN of the SQL behind each request: which index serves it."""
-    import logging
+def plans(app, queries: dict[str, str], size: int) -> dict:
+    """EXPLAIN (ANALYZE, BUFFERS) of every SQL statement behind each request (cache bumped
+    first, so the page and its count both run): the full text goes to
+    bench/results/catalogue_plans_<size>.txt, each plan's top line and scans into the JSON."""
+    from sqlalchemy import event
 
     found: dict[str, list[str]] = {}
+    report: list[str] = []
     with app.app_context():
         statements: list[str] = []
         engine = db.engine
 
         def capture(conn, cursor, statement, parameters, context, executemany):
-            if statement.lstrip().upper().startswith("SELECT") and "products" in statement:
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and "products" in statement:
                 statements.append(cursor.mogrify(statement, parameters).decode())
-
-        from sqlalchemy import event
 
         event.listen(engine, "before_cursor_execute", capture)
         client = app.test_client()
@@ -147,12 +180,96 @@ def plans(app, queries: dict[str, str]) -> dict:
             client.get(path)
             found[name] = []
             with engine.connect() as conn:
-                for statement in statements:
-                    plan = conn.execute(text("EXPLAIN " + statement.replace("%", "%%"))).scalars().all()
-                    found[name].append(" | ".join(line.strip() for line in plan[:6]))
+                for statement in list(statements):
+                    sql = statement.replace("%", "%%")
+                    plan = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql)).scalars().all()
+                    # The JSON keeps each plan's top line and its scans: which index serves it.
+                    scans = [line.strip() for line in plan[1:] if "Scan" in line]
+                    found[name].append(" | ".join([plan[0].strip(), *scans]))
+                    report += [f"-- {name}: GET {path}", statement, *plan, ""]
         event.remove(engine, "before_cursor_execute", capture)
-    logging.getLogger(__name__).debug("plans %s", found)
+    Path(PLANS.format(size=size)).write_text("\n".join(report))
     return found
+
+
+def count_strategies(app, term: str) -> dict:
+    """The broad search's page and exact total, two ways, timed in SQL (median of 9):
+    two statements (the page's ids, then COUNT) vs one (count(*) OVER () beside the ids)."""
+    doc = (
+        "lower((((name::text || chr(31)) || COALESCE(description, '')) || chr(31)) || COALESCE(category, ''))"
+    )
+    where = f"deleted_at IS NULL AND {doc} LIKE :p"
+    order = "ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET :o"
+    strategies = {
+        "page_then_count": [
+            f"SELECT id FROM products WHERE {where} {order}",
+            f"SELECT count(*) FROM products WHERE {where}",
+        ],
+        "window_count": [f"SELECT id, count(*) OVER () FROM products WHERE {where} {order}"],
+    }
+    result = {}
+    with app.app_context(), db.engine.connect() as conn:
+        for page in (1, 500):
+            for name, sqls in strategies.items():
+                samples = []
+                for _ in range(9):
+                    t0 = time.perf_counter()
+                    for sql in sqls:
+                        conn.execute(text(sql), {"p": f"%{term}%", "o": (page - 1) * 20}).all()
+                    samples.append((time.perf_counter() - t0) * 1000)
+                result[f"page{page}_{name}_ms"] = round(statistics.median(samples), 2)
+    return result
+
+
+def profile(app, path: str, size: int) -> None:
+    """cProfile of one uncached request (cache bumped first), top 15 by own time, to
+    bench/results/catalogue_profile_<size>.txt: where the time of a slow request goes."""
+    import cProfile
+    import io
+    import pstats
+
+    client = app.test_client()
+    with app.app_context():
+        bump("products")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    client.get(path)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+    Path(PROFILE.format(size=size)).write_text(f"GET {path} (uncached)\n{out.getvalue()}")
+
+
+def floor_timings(repeat: int) -> dict:
+    """The floor: a minimal Flask app answering a page of 20 product-shaped items through
+    the same test client, so the figures above can be read as multiples of it."""
+    from flask import Flask
+
+    item = {
+        "id": 1,
+        "sku": "SKU-1",
+        "name": "Product 1 lamp",
+        "description": "Description " + "0" * 32,
+        "price": 9.99,
+        "stock": 1,
+        "category": "category01",
+        "external_id": None,
+        "created_at": "2026-11-21T10:00:00+00:00",
+        "updated_at": "2026-11-21T10:00:00+00:00",
+    }
+    floor = Flask("floor")
+
+    @floor.get("/page")
+    def page():
+        return {"items": [item] * 20, "page": 1, "per_page": 20, "total": 1, "pages": 1}
+
+    client = floor.test_client()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        assert client.get("/page").status_code == 200
+        samples.append((time.perf_counter() - t0) * 1000)
+    return {"median_ms": round(statistics.median(samples), 2)}
 
 
 class Upstream(BaseHTTPRequestHandler):
@@ -213,41 +330,67 @@ def main() -> int:
     ensure_database()
     results: dict = {
         "method": "in-process Flask test client, PostgreSQL 15 + Redis 7 on loopback, 2 shared cores; "
+        "sizes in one database (a schema each), measured interleaved request by request; "
         "uncached = products cache version bumped before each request; cached = X-Cache HIT",
         "repeat": REPEAT,
         "sizes": {},
     }
+    apps = {}
     for size in SIZES:
-        app = make_app()
+        apps[size] = make_app(size)
         print(f"filling {size:,} products ...", flush=True)
-        filled = fill(app, size)
-        with app.app_context():
-            probe = db.session.scalar(text("SELECT substr(md5((:n / 2)::text), 10, 8)"), {"n": size})
-            db.session.remove()
-        queries = {
-            "list_page1": "/api/v1/products",
-            "list_filtered_sorted": "/api/v1/products?category=category07&in_stock=true"
-            "&min_price=100&max_price=600&sort_by=price&sort_order=asc",
-            "search_selective": f"/api/v1/products/search?q={probe}",
-            "search_broad": "/api/v1/products/search?q=category07",
-        }
-        client = app.test_client()
-        measured = {}
-        for name, path in queries.items():
-            measured[name] = {
+        results["sizes"][str(size)] = {"fill": fill(apps[size], size), "requests": {}}
+    apps[SIZES[0]].extensions["redis"].flushdb()
+    with apps[SIZES[-1]].app_context():
+        # A term that matches one row at every size (the md5 of a row every size has).
+        probe = db.session.scalar(text("SELECT substr(md5(4321::text), 10, 8)"))
+        db.session.remove()
+    queries = {
+        "list_page1": "/api/v1/products",
+        "list_filtered_sorted": "/api/v1/products?category=category07&in_stock=true"
+        "&min_price=100&max_price=600&sort_by=price&sort_order=asc",
+        "search_selective": f"/api/v1/products/search?q={probe}",
+        "search_broad": "/api/v1/products/search?q=category07",
+        "list_page500": "/api/v1/products?page=500",
+        "search_broad_page500": "/api/v1/products/search?q=category07&page=500",
+    }
+    for name, path in queries.items():
+        uncached, cached = timings(apps, path, True), timings(apps, path, False)
+        for size in SIZES:
+            results["sizes"][str(size)]["requests"][name] = {
                 "path": path,
-                "uncached": timings(client, path, True, app),
-                "cached": timings(client, path, False, app),
+                "uncached": uncached[size],
+                "cached": cached[size],
             }
-            print(f"  {name}: {measured[name]['uncached']} / cached {measured[name]['cached']}", flush=True)
-        results["sizes"][str(size)] = {"fill": filled, "requests": measured, "plans": plans(app, queries)}
-        if size == SIZES[0]:
-            results["sync"] = bench_sync(app)
-            print(f"  sync: {results['sync']}", flush=True)
+        print(f"  {name}: uncached {uncached} / cached {cached}", flush=True)
+    floor = floor_timings(REPEAT)
+    for size in SIZES:
+        entry = results["sizes"][str(size)]
+        entry["requests"]["floor"] = {"path": "minimal Flask app, 20 items", "uncached": floor}
+        entry["count_strategies_broad_search"] = count_strategies(apps[size], "category07")
+        entry["plans"] = plans(apps[size], queries, size)
+        profile(apps[size], queries["search_broad"], size)
+        # The EXPLAIN check: a selective term is served by the trigram index.
+        selective_plan = " ".join(entry["plans"]["search_selective"])
+        entry["selective_search_uses_trigram_index"] = "ix_products_search_trgm" in selective_plan
+        print(f"  {size}: counts {entry['count_strategies_broad_search']}", flush=True)
+    results["sync"] = bench_sync(apps[SIZES[0]])
+    print(f"  sync: {results['sync']}", flush=True)
     small, large = (results["sizes"][str(s)]["requests"] for s in (SIZES[0], SIZES[-1]))
     results["ratios_large_over_small_uncached_median"] = {
         name: round(large[name]["uncached"]["median_ms"] / small[name]["uncached"]["median_ms"], 2)
         for name in small
+    }
+    results["ratios_page500_over_page1_uncached_median"] = {
+        str(size): {
+            deep: round(
+                results["sizes"][str(size)]["requests"][deep]["uncached"]["median_ms"]
+                / results["sizes"][str(size)]["requests"][first]["uncached"]["median_ms"],
+                2,
+            )
+            for deep, first in (("list_page500", "list_page1"), ("search_broad_page500", "search_broad"))
+        }
+        for size in SIZES
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

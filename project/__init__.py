@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import check_production_secrets, database_url, get_config
+from project.database import register_sqlite_functions
 
 # One package per feature; each has routes.py with `blp`, may have cli.py with `commands`, and
 # may define `init_app(app)` in its __init__.py to fill the hooks of the features below it.
@@ -151,8 +152,10 @@ class StripTrailingSlash:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
-    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked."""
+    """SQLite enforces foreign keys (and so ON DELETE CASCADE) only when asked; it also gets
+    a Unicode-aware lower (project.database.register_sqlite_functions)."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        register_sqlite_functions(dbapi_connection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -28,6 +29,16 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def _unicode_lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
+
+
+def register_sqlite_functions(dbapi_connection: sqlite3.Connection) -> None:
+    """SQLite's built-in lower() folds ASCII only; `unicode_lower` folds the rest too, as
+    PostgreSQL's lower() does (Ä/ä, É/é, Ж/ж), so both databases match the same rows."""
+    dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
 
 
 def contains(expression: ColumnElement[Any], text: str) -> ColumnElement[bool]:

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, String, Text, func, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from project.database import UTCDateTime, utcnow
 from project.extensions import Model
@@ -23,8 +25,8 @@ SEARCH_DOCUMENT_SQL = (
 )
 
 
-def _live_index(name: str, *columns) -> Index:
-    return Index(name, *columns, postgresql_where=LIVE, sqlite_where=LIVE)
+def _live_index(name: str, *columns, **kwargs) -> Index:
+    return Index(name, *columns, postgresql_where=LIVE, sqlite_where=LIVE, **kwargs)
 
 
 def _trigram_index(name: str, expression) -> Index:
@@ -61,23 +63,38 @@ class Product(Model):
         _live_index("ix_products_live_price", "price", "id"),
         _live_index("ix_products_live_name", "name", "id"),
         _live_index("ix_products_live_stock", "stock", "id"),
-        _live_index("ix_products_live_category", func.lower(text("category")), "price"),
+        # Category + price range, sorted by price: the page is an index range scan, and the
+        # INCLUDEd columns make the count an index-only scan (`in_stock` checked in the index).
+        _live_index(
+            "ix_products_live_category",
+            func.lower(text("category")),
+            "price",
+            "id",
+            postgresql_include=["stock", "category"],
+        ),
         # PostgreSQL only (pg_trgm): `name` contains and `search` use these.
         _trigram_index("ix_products_name_trgm", func.lower(text("name"))),
         _trigram_index("ix_products_search_trgm", text(SEARCH_DOCUMENT_SQL)),
     )
 
 
-def search_document(dialect: str = "postgresql"):
+def folded(expression: ColumnElement[Any] | InstrumentedAttribute[Any], dialect: str) -> ColumnElement[str]:
+    """`expression` lower-cased in the database: PostgreSQL's lower() folds every letter;
+    SQLite's folds ASCII only, so there `unicode_lower` (project.database) does it."""
+    return func.lower(expression) if dialect == "postgresql" else func.unicode_lower(expression)
+
+
+def search_document(dialect: str = "postgresql") -> ColumnElement[str]:
     """The lower-cased text `search` matches; on PostgreSQL the trigram index is built on
     exactly this expression (SEARCH_DOCUMENT_SQL)."""
     sep = func.chr(31) if dialect == "postgresql" else func.char(31)
-    return func.lower(
+    return folded(
         Product.name
         + sep
         + func.coalesce(Product.description, "")
         + sep
-        + func.coalesce(Product.category, "")
+        + func.coalesce(Product.category, ""),
+        dialect,
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from project.caching import Cached, bump, cached
@@ -14,7 +15,7 @@ from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
 from project.pagination import envelope
-from project.products.models import Product, ProductCount, search_document
+from project.products.models import Product, ProductCount, folded, search_document
 from project.products.schemas import MAX_STOCK
 
 NAMESPACE = "products"
@@ -51,16 +52,69 @@ def _live() -> Select:
     return select(Product).where(Product.deleted_at.is_(None))
 
 
-def _page(stmt: Select, page: int, per_page: int, count_params: dict | None) -> dict:
-    """One page of `stmt`, with its exact total: the trigger-kept live count for the
-    unfiltered list, else a COUNT cached under the same namespace version."""
-    items = db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _rows(ids: Sequence[int], order: list) -> list[dict[str, Any]]:
+    products = db.session.scalars(select(Product).where(Product.id.in_(ids)).order_by(*order)).all()
+    return [as_dict(p) for p in products]
+
+
+def _page_ids(stmt: Select, order: list, page: int, per_page: int) -> Select:
+    """The page's ids alone, from the narrowest plan the indexes allow (an index-only scan
+    for the lists): a deep page skips index entries, not whole rows, before its rows are read."""
+    return stmt.with_only_columns(Product.id).order_by(*order).limit(per_page).offset((page - 1) * per_page)
+
+
+def _page(stmt: Select, order: list, page: int, per_page: int, count_params: dict | None) -> dict:
+    """One page of the live products `stmt` selects, in `order`, with its exact total: the
+    trigger-kept live count for the unfiltered list, else a COUNT cached under the same
+    namespace version (so paging one query counts it once)."""
+    items = _rows(db.session.scalars(_page_ids(stmt, order, page, per_page)).all(), order)
     if count_params is None:
         total = db.session.scalar(select(ProductCount.live).where(ProductCount.id == 1)) or 0
     else:
-        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        counted = stmt.with_only_columns(func.count(), maintain_column_froms=True)
         total = cached(NAMESPACE, "count", count_params, lambda: db.session.scalar(counted), _ttl()).value
-    return envelope([as_dict(p) for p in items], page, per_page, int(total or 0))
+    return envelope(items, page, per_page, int(total or 0))
+
+
+def _search_page(stmt: Select, page: int, per_page: int, term: str) -> dict:
+    """One page of search matches, newest first, with the exact total.
+
+    A search's total needs every match read (the trigram index only narrows candidates,
+    each is rechecked on its row), so when the total is not cached yet, that one pass over
+    the matches also yields the page: count and page in one statement. With the total
+    cached, the page alone: for page 1 of a broad term, an index scan in `created_at`
+    order that stops after a few hundred rows."""
+    order = [Product.created_at.desc(), Product.id.desc()]
+    offset = (page - 1) * per_page
+    page_ids: list[int] | None = None
+
+    def count_with_page() -> int:
+        nonlocal page_ids
+        matches = stmt.with_only_columns(Product.id, Product.created_at).cte("matches")
+        total = select(func.count().label("total")).select_from(matches).subquery()
+        in_page = (
+            select(matches.c.id, matches.c.created_at)
+            .order_by(matches.c.created_at.desc(), matches.c.id.desc())
+            .limit(per_page)
+            .offset(offset)
+            .subquery()
+        )
+        rows = db.session.execute(
+            select(total.c.total, in_page.c.id)
+            .select_from(total.outerjoin(in_page, true()))
+            .order_by(in_page.c.created_at.desc(), in_page.c.id.desc())
+        ).all()
+        page_ids = [row.id for row in rows if row.id is not None]
+        return rows[0].total
+
+    total = cached(NAMESPACE, "count", {"search": term}, count_with_page, _ttl()).value
+    if page_ids is None:  # the total came from the cache
+        page_ids = list(db.session.scalars(_page_ids(stmt, order, page, per_page)).all())
+    return envelope(_rows(page_ids, order), page, per_page, int(total or 0))
 
 
 def list_products(
@@ -83,11 +137,12 @@ def list_products(
     }
 
     def compute() -> dict:
+        dialect = _dialect()
         stmt = _live()
         if name:
-            stmt = stmt.where(contains(func.lower(Product.name), name))
+            stmt = stmt.where(contains(folded(Product.name, dialect), name))
         if category:
-            stmt = stmt.where(func.lower(Product.category) == category.lower())
+            stmt = stmt.where(folded(Product.category, dialect) == category.lower())
         if min_price is not None:
             stmt = stmt.where(Product.price >= min_price)
         if max_price is not None:
@@ -96,9 +151,9 @@ def list_products(
             stmt = stmt.where(Product.stock > 0 if in_stock else Product.stock == 0)
         column = SORT_COLUMNS[sort_by]
         direction = (lambda c: c.asc()) if sort_order == "asc" else (lambda c: c.desc())
-        stmt = stmt.order_by(direction(column), direction(Product.id))
         filtered = any(value is not None for value in filters.values())
-        return _page(stmt, page, per_page, {"list": 1, **filters} if filtered else None)
+        order = [direction(column), direction(Product.id)]
+        return _page(stmt, order, page, per_page, {"list": 1, **filters} if filtered else None)
 
     params = {**filters, "page": page, "per_page": per_page, "sort_by": sort_by, "sort_order": sort_order}
     return cached(NAMESPACE, "list", params, compute, _ttl())
@@ -108,13 +163,8 @@ def search_products(q: str, page: int, per_page: int) -> Cached:
     term = q.strip().lower()
 
     def compute() -> dict:
-        dialect = db.session.get_bind().dialect.name
-        stmt = (
-            _live()
-            .where(contains(search_document(dialect), term))
-            .order_by(Product.created_at.desc(), Product.id.desc())
-        )
-        return _page(stmt, page, per_page, {"search": term})
+        stmt = _live().where(contains(search_document(_dialect()), term))
+        return _search_page(stmt, page, per_page, term)
 
     return cached(NAMESPACE, "search", {"q": term, "page": page, "per_page": per_page}, compute, _ttl())
 
