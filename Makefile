@@ -4,8 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PORT ?= 5000
+# openapi-python-client, for the generated-client check only: its own venv (requirements-client.txt).
+CLIENT_VENV ?= .venv-client
+CLIENT_STAMP := $(CLIENT_VENV)/.installed-$(shell cat requirements-client.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint fuzz bench bench-catalogue proto worker scheduler grpc clean
+.PHONY: install run test lint fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean docs-assets client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +18,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+$(CLIENT_STAMP): requirements-client.txt
+	test -x $(CLIENT_VENV)/bin/python || $(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/python -m pip install --quiet -r requirements-client.txt
+	rm -f $(CLIENT_VENV)/.installed-* && touch $@
+
 run: install  ## migrate the embedded SQLite database and serve the API on :5000
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
-test: install  ## the whole suite (SQLite + fakeredis, or TEST_DATABASE_URL / TEST_REDIS_URL)
-	$(BIN)/python -m pytest
+test: install $(CLIENT_STAMP)  ## the whole suite (SQLite + fakeredis, or TEST_DATABASE_URL / TEST_REDIS_URL)
+	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest
+
+client-check: install $(CLIENT_STAMP)  ## generate a client from /openapi.json and run the whole flow with it
+	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest tests/test_generated_client.py
 
 lint: install  ## ruff, the import-graph check (feature order), mypy
 	$(BIN)/ruff check .
@@ -32,10 +43,13 @@ fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES pe
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider
 
 # Benchmarks need PostgreSQL and Redis; each writes its figures to bench/results/<name>.json.
-bench: install  ## every benchmark: catalogue, orders, token check
+bench: install  ## every benchmark: catalogue, orders, HTTP hot paths (+ gRPC token check)
 	$(BIN)/python bench/catalogue.py
 	$(BIN)/python bench/orders.py
-	$(BIN)/python bench/token_check.py
+	$(BIN)/python bench/http.py
+
+bench-gunicorn: install  ## gunicorn settings side by side (how gunicorn.conf.py's defaults were chosen)
+	$(BIN)/python bench/gunicorn_settings.py
 
 bench-catalogue: install  ## 10k and 1M products: list, filters, search, deep pages, with plans
 	$(BIN)/python bench/catalogue.py
@@ -48,6 +62,22 @@ proto: install
 	sed -i 's/^import auth_pb2 as auth__pb2$$/from project.rpc.generated import auth_pb2 as auth__pb2/' \
 		project/rpc/generated/auth_pb2_grpc.py
 
+# Swagger UI and ReDoc are served from project/static (no CDN: /docs and /redoc work offline).
+# The files are checked in; this re-fetches them from the npm registry at the pinned versions
+# (update the versions here and OPENAPI_SWAGGER_UI_URL / OPENAPI_REDOC_URL in config.py together).
+SWAGGER_UI_VERSION := 5.35.0
+REDOC_VERSION := 2.5.4
+docs-assets:
+	rm -rf project/static/swagger-ui-* project/static/redoc-*
+	mkdir -p project/static/swagger-ui-$(SWAGGER_UI_VERSION) project/static/redoc-$(REDOC_VERSION)
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) redoc@$(REDOC_VERSION) \
+		&& tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz && cd package \
+		&& cp LICENSE NOTICE swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js \
+			oauth2-redirect.html oauth2-redirect.js favicon-32x32.png $(CURDIR)/project/static/swagger-ui-$(SWAGGER_UI_VERSION)/ \
+		&& cd .. && rm -rf package && tar xzf redoc-$(REDOC_VERSION).tgz \
+		&& cp package/LICENSE package/bundles/redoc.standalone.js $(CURDIR)/project/static/redoc-$(REDOC_VERSION)/ \
+		&& rm -rf $$tmp
+
 grpc: install
 	$(BIN)/python grpc_server.py
 
@@ -58,4 +88,4 @@ scheduler: install
 	$(BIN)/python worker.py --scheduler
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache instance/*.db
+	rm -rf $(VENV) $(CLIENT_VENV) .pytest_cache .ruff_cache instance/*.db

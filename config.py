@@ -82,7 +82,9 @@ class Config:
     JWT_SECRET_KEY = env_str("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)
 
     SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", sqlite_url())
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # No pool pre-ping: it is one more round trip on every request. A connection the server
+    # ended fails once (a 503; the token check retries it) and the pool replaces it.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # Unset: cache, rate limits and jobs run inside the one process.
     REDIS_URL = env_str("REDIS_URL")
 
@@ -145,10 +147,17 @@ class Config:
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
+    # The docs pages load their assets from this server (project/static, versions pinned in the
+    # Makefile's docs-assets target): they work without internet.
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_SWAGGER_UI_URL = "/static/swagger-ui-5.35.0/"
+    OPENAPI_SWAGGER_UI_CONFIG = {
+        "validatorUrl": None,  # no badge from validator.swagger.io
+        "persistAuthorization": True,
+        "displayOperationId": True,
+    }
     OPENAPI_REDOC_PATH = "/redoc"
-    OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js"
+    OPENAPI_REDOC_URL = "/static/redoc-2.5.4/redoc.standalone.js"
 
 
 class DevelopmentConfig(Config):

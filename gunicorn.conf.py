@@ -22,14 +22,23 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = _int("GUNICORN_WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 8))
+# Chosen by measurement (bench/http.py, README "Benchmarks"; 2 cores, wrk -t2 -c32, each setting
+# back to back with plain `-w 2 -k sync`): gthread keeps connections alive (sync closes every
+# one, so each request pays a TCP handshake) and its threads overlap the waits on PostgreSQL
+# and Redis. One process per core: more processes than cores only fight over them (5 gthread
+# workers did no better than 2, 5 sync workers worse than 2). Per request, vs `-w 2 -k sync`:
+# 2x4 gthread 2.5-3.7x on a cached list, 1.6-2.2x on /users/me; 5x4 (the old default) 1.7-2.5x
+# and 1.0x; 3x2 0.9-1.3x and 0.8-1.7x.
+workers = _int("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 8))
 threads = _int("GUNICORN_THREADS", 4)
 worker_class = "gthread"
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-# Recycle workers now and then, so a slow leak cannot grow without bound.
-max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+# No recycling by default: at 2,000 requests a worker was restarted every few seconds under load
+# (each restart re-imports the app: 1.5 s of CPU here). Set GUNICORN_MAX_REQUESTS to bound
+# a leak; the jitter (10%) keeps the workers from restarting together.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = max_requests // 10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The app writes one access line per request, with its request id (project/ops/logs.py).

@@ -6,8 +6,9 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -27,6 +28,7 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     app.config.update(overrides or {})
     if isinstance(app.json, DefaultJSONProvider):
         app.json.sort_keys = False  # fields in the order the schemas declare them
+    app.session_interface = CookieSessionOnDemand()
     if app.config["APP_ENV"] == "production":
         check_production_secrets(app.config)
 
@@ -94,9 +96,6 @@ def register_extensions(app: Flask) -> None:
         cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
     limiter.init_app(app)
     api.init_app(app)
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
 
 
 def register_blueprints(app: Flask) -> None:
@@ -135,6 +134,16 @@ def register_commands(app: Flask) -> None:
         module = importlib.import_module(f"project.{feature}.cli")
         for command in module.commands:
             app.cli.add_command(command)
+
+
+class CookieSessionOnDemand(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, unpacked only when the request carries the cookie: the
+    API authenticates with bearer tokens, and building the signer costs every request."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 class StripTrailingSlash:

@@ -1,10 +1,19 @@
 """The one cache-key and invalidation helper.
 
-Keys are `<namespace>:v<version>:<kind>:<normalised args>`. A write calls `bump(namespace)`:
-one INCR, after which every earlier key of the namespace is unreachable (and expires by its
-TTL) - no key scans. Versions live in Redis beside the entries (or in this process with the
-in-process SimpleCache), and start from the clock, so a lost counter never brings back keys
-written under an earlier number.
+A write calls `bump(namespace)`: one INCR, after which every earlier entry of the namespace
+is stale - no key scans. Versions live in Redis beside the entries (or in this process with
+the in-process SimpleCache), and start from the clock, so a lost counter never brings back
+entries written under an earlier number.
+
+Two kinds of entries:
+- `cached_response` (route decorator, the hot path): the response body as sent, under a key
+  made of the raw query (known parameters only) and path arguments, stamped with the
+  namespace version and its ETag. A HIT is ONE Redis round trip (MGET of the version and the
+  entry: the entry is current when its stamp equals the version), then the stored bytes go
+  out as they are: no argument parsing, no schema, no database. `If-None-Match` matching the
+  ETag is a 304 with no body.
+- `cached` / `cached_upstream`: a computed value (a count, an upstream answer) under
+  `<namespace>:v<version>:<kind>:<normalised args>`.
 
 Any cache failure (Redis down, a bad entry) is logged, counted (`cache_requests_total`,
 result "error") and the value is computed from the source instead: the cache makes requests
@@ -15,12 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import wraps
+from typing import Any, cast
+from urllib.parse import urlencode
 
-from flask import current_app
+from flask import Response, current_app, g, request
+from marshmallow import Schema
 
 from project.errors import UpstreamError
 from project.extensions import cache, redis_client
@@ -39,6 +52,8 @@ class Cached:
 
     value: Any
     status: str
+    # For upstream answers: seconds the value stays fresh (a response cache keeps it no longer).
+    fresh_for: float | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -153,9 +168,10 @@ def cached_upstream(
     a copy up to `stale_for` seconds past its TTL is served as STALE."""
     key = cache_key(namespace, None, kind, params)
     entry = _get(namespace, key)
-    if isinstance(entry, dict) and time.time() - entry["fetched_at"] < ttl:
+    age = time.time() - entry["fetched_at"] if isinstance(entry, dict) else None
+    if age is not None and age < ttl:
         record_cache(namespace, "hit")
-        return Cached(entry["value"], HIT)
+        return Cached(entry["value"], HIT, ttl - age)
     try:
         value = fetch()
     except UpstreamError:
@@ -166,4 +182,133 @@ def cached_upstream(
         raise
     record_cache(namespace, "miss")
     _set(namespace, key, {"fetched_at": time.time(), "value": value}, ttl + stale_for)
-    return Cached(value, MISS)
+    return Cached(value, MISS, ttl)
+
+
+# --- whole responses (the hot path) ----------------------------------------------------
+
+
+def answer(result: Cached) -> tuple[Any, int, dict[str, str]]:
+    """A route's return for a `Cached` value: the value, 200 and `X-Cache`; tells
+    `cached_response` how long the value stays fresh."""
+    g.cache_fresh_for = result.fresh_for
+    return result.value, 200, result.headers
+
+
+def _query_names(schema: type[Schema] | None) -> frozenset[str]:
+    if schema is None:
+        return frozenset()
+    return frozenset(field.data_key or name for name, field in schema().fields.items())
+
+
+def response_key(namespace: str, kind: str, names: frozenset[str], path_args: Mapping[str, Any]) -> str:
+    """The raw request as a key: path arguments and the known query parameters, sorted and
+    percent-encoded (so no value can pass for another parameter). Unknown parameters are
+    left out, as the route ignores them; spellings that parse alike (`LAMPS`, `lamps`) get
+    entries of their own, which is cheaper than parsing on every HIT."""
+    pairs = sorted(path_args.items())
+    pairs += sorted(
+        (name, value) for name in names & request.args.keys() for value in request.args.getlist(name)
+    )
+    args = urlencode(pairs)
+    if len(args) > MAX_READABLE_KEY:
+        args = "sha256=" + hashlib.sha256(args.encode()).hexdigest()
+    return f"{current_app.config.get('CACHE_KEY_PREFIX', '')}response:{namespace}:{kind}:{args}"
+
+
+def _lookup(namespace: str, key: str, versioned: bool) -> tuple[int | None, bytes | None]:
+    """The namespace version and the stored entry, in one round trip; (None, None) when the
+    cache cannot be read (then nothing is stored either)."""
+    client = redis_client.client
+    try:
+        if client is None:
+            return (_local_versions().setdefault(namespace, 0) if versioned else 0), cache.get(key)
+        if not versioned:
+            return 0, cast("bytes | None", client.get(key))  # no decode_responses: bytes
+        version, entry = client.mget(_version_key(namespace), key)
+    except Exception as exc:
+        _failed(namespace, "get", exc)
+        return None, None
+    if version is None:  # a new (or flushed) Redis: start the counter
+        return namespace_version(namespace), None
+    return int(version), cast("bytes | None", entry)
+
+
+def _current(entry: bytes | None, version: int) -> tuple[str, bytes] | None:
+    """(etag, body) of an entry stamped with `version`; None for a stale or damaged one."""
+    if not entry:
+        return None
+    head, _, body = entry.partition(b"\n")
+    stamp, _, etag = head.partition(b" ")
+    if not etag or stamp != b"%d" % version:
+        return None
+    return etag.decode(), body
+
+
+def _store(namespace: str, key: str, version: int, etag: str, body: bytes, seconds: float) -> None:
+    entry = b"%d %s\n" % (version, etag.encode()) + body
+    client = redis_client.client
+    try:
+        if client is None:
+            cache.set(key, entry, timeout=math.ceil(seconds))
+        else:
+            client.set(key, entry, px=max(1, int(seconds * 1000)))
+    except Exception as exc:
+        _failed(namespace, "set", exc)
+
+
+def _finish(response: Response, etag: str, status: str) -> Response:
+    response.headers["ETag"] = f'"{etag}"'
+    response.headers["X-Cache"] = status
+    if request.if_none_match and request.if_none_match.contains_weak(etag):
+        response.status_code = 304
+        response.set_data(b"")
+        del response.headers["Content-Type"]
+    return response
+
+
+def cached_response(
+    namespace: str,
+    kind: str,
+    ttl_setting: str,
+    query: type[Schema] | None = None,
+    versioned: bool = True,
+) -> Callable:
+    """Route decorator, outermost (above `@blp.arguments`): answers a 200 from the cache.
+
+    `query`: the route's query schema (which parameters make the key); `ttl_setting`: the
+    config key of the entries' lifetime; `versioned=False` for namespaces without writes
+    (their freshness comes from `answer()`). Errors and non-200 answers are never stored.
+    """
+    names = _query_names(query)
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            key = response_key(namespace, kind, names, kwargs)
+            version, entry = _lookup(namespace, key, versioned)
+            stored = _current(entry, version) if version is not None else None
+            if stored is not None:
+                record_cache(namespace, "hit")
+                etag, body = stored
+                return _finish(current_app.response_class(body, mimetype="application/json"), etag, HIT)
+            g.cache_fresh_for = None
+            response = current_app.make_response(view(*args, **kwargs))
+            if response.status_code != 200:
+                return response
+            status = response.headers.get("X-Cache")
+            if status is None:  # the view has no cache of its own (else it counted already)
+                record_cache(namespace, "miss")
+                status = MISS
+            body = response.get_data()
+            etag = hashlib.blake2b(body, digest_size=16).hexdigest()
+            seconds = current_app.config[ttl_setting]
+            if g.cache_fresh_for is not None:
+                seconds = min(seconds, g.cache_fresh_for)
+            if version is not None and status != STALE and seconds > 0:
+                _store(namespace, key, version, etag, body, seconds)
+            return _finish(response, etag, status)
+
+        return wrapper
+
+    return decorator

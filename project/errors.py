@@ -11,6 +11,7 @@ import logging
 from http import HTTPStatus
 
 from flask import Flask, jsonify
+from marshmallow import Schema, fields
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -71,6 +72,21 @@ class ServiceUnavailable(AppError):
 def field_error(field: str, message: str, location: str = "json") -> Unprocessable:
     """A 422 naming one field, in flask-smorest's `errors` layout."""
     return Unprocessable(message, errors={location: {field: [message]}})
+
+
+class ErrorSchema(Schema):
+    """The error shape, for the OpenAPI document (`error_response()` builds the bodies)."""
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    status = fields.String(required=True, metadata={"description": "The status's name: `Not Found`."})
+    message = fields.String(required=True, metadata={"description": "What went wrong, for people."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        metadata={
+            "description": "Field errors, by location then field, where there are any: "
+            '`{"json": {"price": ["Must be greater than or equal to 0."]}}`.'
+        },
+    )
 
 
 def error_response(code: int, message: str | None = None, errors: dict | None = None, headers=None):

@@ -8,11 +8,11 @@ from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from project.openapi import Api
 from project.redis_client import RedisClient
 
 # Stable constraint names, so Alembic migrations are the same on PostgreSQL and SQLite.

@@ -15,9 +15,9 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from flask import current_app, g, has_request_context, request
-from flask_smorest import Blueprint
 
 from project.errors import Forbidden, Unauthorized
+from project.openapi import guarded
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,7 +48,6 @@ class Actor:
 
 
 TokenCheck = Callable[[str], Actor]
-BEARER_DOC: dict[str, Any] = {"security": [{"bearerAuth": []}]}
 
 
 def install_token_check(app: Any, check: TokenCheck) -> None:
@@ -80,7 +79,7 @@ def auth_required(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise Forbidden("You are not allowed to do this.")
             return func(*args, **kwargs)
 
-        return Blueprint.doc(**BEARER_DOC)(wrapper)
+        return guarded(wrapper, checks_role=bool(roles))
 
     return decorator
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ os.environ.setdefault("APP_ENV", "testing")
 
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import text  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
 
 from project import create_app  # noqa: E402
 from project.extensions import db, redis_client  # noqa: E402
@@ -93,6 +95,17 @@ def app(request, database_url):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def live_server(app):
+    """The test app behind a real HTTP server (werkzeug, threaded) on a free loopback port."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
 
 
 _serial = itertools.count(1)

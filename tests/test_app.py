@@ -150,3 +150,43 @@ def test_pages_out_of_range_are_a_422_on_every_list(client, admin_headers, page)
 def test_a_page_past_the_end_is_an_empty_page(client, admin_headers):
     body = client.get("/api/v1/products", query_string={"page": "10000000"}).get_json()
     assert body["items"] == [] and body["page"] == 10_000_000 and body["pages"] == 0
+
+
+APP_NAME = "pytest-terminated"
+
+
+@pytest.mark.postgres
+@pytest.mark.app_config(SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"application_name": APP_NAME}})
+def test_connections_the_server_ends_are_503s_or_200s_then_recover(app, client, user, user_headers):
+    """No pool pre-ping: after pg_terminate_backend (a restart or failover does the same) a
+    request on a dead pooled connection is a 503 at worst, never a 500, and the pool heals."""
+    import psycopg2
+
+    paths = [
+        ("/api/v1/users/me", user_headers),
+        (f"/api/v1/users/{user['id']}", user_headers),
+        ("/api/v1/products?page={n}", {}),
+        ("/health/db", {}),
+    ]
+    for n, (path, headers) in enumerate(paths):
+        assert client.get(path.format(n=n), headers=headers).status_code == 200
+
+    with psycopg2.connect(app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg2", "")) as admin:
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                (APP_NAME,),
+            )
+            assert cursor.fetchone()[0] >= 1
+    admin.close()
+
+    statuses = []
+    for attempt in range(3):
+        for n, (path, headers) in enumerate(paths):
+            response = client.get(path.format(n=10 * (attempt + 1) + n), headers=headers)
+            assert response.status_code in (200, 503), (path, response.status_code, response.get_json())
+            if response.status_code == 503:
+                assert response.get_json()["code"] == 503
+            statuses.append(response.status_code)
+    assert statuses[-len(paths) :] == [200] * len(paths), statuses

@@ -1,8 +1,9 @@
 """Property-based fuzz of the whole HTTP API from its own OpenAPI document (schemathesis).
 
 Every operation gets generated requests as an admin, as a user and anonymously; checks: no
-5xx, and every response matches the documented schema. `make test` runs a bounded,
-deterministic pass (FUZZ_EXAMPLES per operation, default 10); `make fuzz` a long one.
+5xx, every response matches the documented schema, and its status code is documented.
+`make test` runs a bounded, deterministic pass (FUZZ_EXAMPLES per operation, default 10);
+`make fuzz` a long one.
 """
 
 import json
@@ -19,7 +20,19 @@ from werkzeug import Response
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 LONG = EXAMPLES > 10
-CHECKS = [not_a_server_error, response_schema_conformance]
+
+
+@schemathesis.check
+def status_code_documented(ctx, response, case) -> None:
+    """Every status code an operation answers is documented for it, not only covered by `default`."""
+    documented = {code for code in case.operation.responses.status_codes if code != "default"}
+    if str(response.status_code) not in documented:
+        raise AssertionError(
+            f"{case.operation.label} answered {response.status_code}; documented: {sorted(documented)}"
+        )
+
+
+CHECKS = [not_a_server_error, response_schema_conformance, status_code_documented]
 # Not part of the JSON API: HTML pages and the spec itself.
 SKIP_PATHS = {"/docs", "/redoc", "/openapi.json"}
 
@@ -83,7 +96,8 @@ def test_fuzz_the_api_from_its_openapi_document(app, admin, user, auth_headers, 
 
 
 def test_the_fuzzer_catches_a_server_error_and_a_wrong_schema(app):
-    """The harness itself: a route that 500s and one that breaks its schema are both reported."""
+    """The harness itself: a route that 500s, one that breaks its schema and one that answers an
+    undocumented status code are all reported."""
     from flask.views import MethodView
     from flask_smorest import Blueprint
     from marshmallow import Schema, fields
@@ -113,8 +127,16 @@ def test_the_fuzzer_catches_a_server_error_and_a_wrong_schema(app):
             """Answers without the documented field."""
             return {"other": 1}
 
+    @broken.route("/hidden")
+    class Hidden(MethodView):
+        @broken.response(200, Thing)
+        def get(self):
+            """Answers a status code its document does not list."""
+            return {"name": "x"}, 404
+
     api.register_blueprint(broken)
     operations, failures = fuzz(app, {"anonymous": {}}, only="/broken")
-    assert len(operations) == 2
-    assert len(failures) == 2, failures
+    assert len(operations) == 3
+    assert len(failures) == 3, failures
     assert any("/broken/boom" in f and "500" in f for f in failures), failures
+    assert any("/broken/hidden" in f and "answered 404" in f for f in failures), failures

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError
 
 from project.auth import service
@@ -15,6 +14,7 @@ from project.auth.schemas import (
     LoginJsonSchema,
     LogoutSchema,
     MessageSchema,
+    RefreshFormSchema,
     RefreshSchema,
     RegisterSchema,
     ResetPasswordSchema,
@@ -25,6 +25,7 @@ from project.auth.schemas import (
 from project.errors import Unprocessable
 from project.extensions import limiter
 from project.guard import auth_required, bearer_token, client_ip, current_actor
+from project.openapi import Blueprint
 from project.pagination import page_of
 from project.users.schemas import UserSchema
 
@@ -47,15 +48,39 @@ def _load(schema: Schema, data, location: str) -> dict:
         raise Unprocessable("Invalid request.", errors={location: exc.messages}) from exc
 
 
+def _token_request_body(json_schema: Schema, form_schema: Schema) -> dict:
+    """A token endpoint's body: the OAuth2 form or JSON; {} when there is none."""
+    if request.mimetype in FORM_TYPES:
+        return _load(form_schema, request.form.to_dict(), "form")
+    if request.content_length or request.is_json:
+        return _load(json_schema, request.get_json(), "json")
+    return {}
+
+
+def _form_or_json_body(description: str, json_schema: type[Schema], form_schema: type[Schema]) -> dict:
+    """The requestBody of a token endpoint: JSON, or the OAuth2 form (RFC 6749)."""
+    return {
+        # Not `required`: openapi-python-client (0.29) cannot import a module whose required body
+        # has two content types. Its generated signature is the same either way.
+        "required": False,
+        "description": description,
+        "content": {
+            "application/json": {"schema": json_schema},
+            "application/x-www-form-urlencoded": {"schema": form_schema},
+        },
+    }
+
+
 def _user_agent() -> str | None:
     return request.headers.get("User-Agent")
 
 
 @blp.route("/register")
 class Register(MethodView):
+    @blp.doc(operationId="register")
     @blp.arguments(RegisterSchema)
     @blp.response(201, UserSchema)
-    @blp.alt_response(409, description="Email or username taken.")
+    @blp.errors((409, "Email or username taken."))
     def post(self, data):
         """Create an account (role user) and email a verification link."""
         return service.register(**data)
@@ -64,42 +89,51 @@ class Register(MethodView):
 @blp.route("/login")
 class Login(MethodView):
     @blp.doc(
-        requestBody={
-            "required": True,
-            "content": {
-                "application/json": {"schema": LoginJsonSchema},
-                "application/x-www-form-urlencoded": {"schema": LoginFormSchema},
-            },
-        }
+        operationId="login",
+        requestBody=_form_or_json_body(
+            "JSON `{email or username, password}`, or the OAuth2 password form "
+            "(`username` may be an email); one of them is needed.",
+            LoginJsonSchema,
+            LoginFormSchema,
+        ),
     )
     @blp.response(200, TokenPairSchema)
-    @blp.alt_response(401, description="Bad credentials (same answer for an unknown account).")
-    @blp.alt_response(403, description="Account deactivated.")
-    @blp.alt_response(429, description="Too many failed logins from this address.")
+    @blp.errors(
+        (401, "Bad credentials (the same answer for an unknown account)."),
+        (403, "The account is deactivated."),
+        422,
+        (429, "Too many failed logins for this account from this address, or too many requests."),
+    )
     def post(self):
         """Log in with JSON {email or username, password} or the OAuth2 password form."""
-        if request.mimetype in FORM_TYPES:
-            data = _load(LoginFormSchema(), request.form.to_dict(), "form")
-            login_name = data["username"]
-        else:
-            data = _load(LoginJsonSchema(), request.get_json(), "json")
-            login_name = data.get("email") or data["username"]
+        data = _token_request_body(LoginJsonSchema(), LoginFormSchema())
+        data = data or _load(LoginJsonSchema(), {}, "json")  # no body: say what is missing
+        login_name = data.get("email") or data["username"]
         return service.login(login_name, data["password"], _user_agent(), client_ip())
 
 
 @blp.route("/refresh")
 class Refresh(MethodView):
-    @blp.arguments(RefreshSchema, required=False)
+    @blp.doc(
+        operationId="refreshToken",
+        requestBody=_form_or_json_body(
+            "JSON `{refresh_token}`, or the OAuth2 form `grant_type=refresh_token&refresh_token=...`; "
+            "without a body, the refresh token is read from `Authorization: Bearer`.",
+            RefreshSchema,
+            RefreshFormSchema,
+        ),
+    )
     @blp.response(200, TokenPairSchema)
-    @blp.alt_response(401, description="Not a live refresh token (a reused one ends its session).")
-    def post(self, data):
-        """Trade a refresh token (JSON body or Bearer header) for a new pair; it is spent."""
-        token = (data or {}).get("refresh_token") or bearer_token()
-        return service.refresh(token)
+    @blp.errors((401, "Not a live refresh token (presenting a spent one ends its session)."), 422)
+    def post(self):
+        """Trade a refresh token (JSON, OAuth2 form or Bearer header) for a new pair; it is spent."""
+        data = _token_request_body(RefreshSchema(), RefreshFormSchema())
+        return service.refresh(data.get("refresh_token") or bearer_token())
 
 
 @blp.route("/logout")
 class Logout(MethodView):
+    @blp.doc(operationId="logout")
     @auth_required()
     @blp.arguments(LogoutSchema, required=False)
     @blp.response(204)
@@ -111,9 +145,10 @@ class Logout(MethodView):
 
 @blp.route("/verify")
 class Verify(MethodView):
+    @blp.doc(operationId="verifyEmail")
     @blp.arguments(EmailTokenSchema)
     @blp.response(200, UserSchema)
-    @blp.alt_response(400, description="Invalid, expired or used token.")
+    @blp.errors((400, "An invalid, expired or used token (or a malformed body)."))
     def post(self, data):
         """Confirm an email address with the token from the verification email."""
         return service.verify_email(data["token"])
@@ -121,6 +156,7 @@ class Verify(MethodView):
 
 @blp.route("/verify/resend")
 class ResendVerification(MethodView):
+    @blp.doc(operationId="resendVerification")
     @auth_required()
     @blp.response(202, MessageSchema)
     def post(self):
@@ -131,6 +167,7 @@ class ResendVerification(MethodView):
 
 @blp.route("/password/forgot")
 class ForgotPassword(MethodView):
+    @blp.doc(operationId="forgotPassword")
     @blp.arguments(ForgotPasswordSchema)
     @blp.response(202, MessageSchema)
     def post(self, data):
@@ -141,9 +178,10 @@ class ForgotPassword(MethodView):
 
 @blp.route("/password/reset")
 class ResetPassword(MethodView):
+    @blp.doc(operationId="resetPassword")
     @blp.arguments(ResetPasswordSchema)
     @blp.response(204)
-    @blp.alt_response(400, description="Invalid, expired or used token.")
+    @blp.errors((400, "An invalid, expired or used token (or a malformed body)."))
     def post(self, data):
         """Set a new password with an emailed token; every session of the account ends."""
         service.reset_password(data["token"], data["new_password"])
@@ -151,6 +189,7 @@ class ResetPassword(MethodView):
 
 @blp.route("/sessions")
 class Sessions(MethodView):
+    @blp.doc(operationId="listSessions")
     @auth_required()
     @blp.arguments(SessionListArgs, location="query")
     @blp.response(200, page_of(SessionSchema))
@@ -162,9 +201,10 @@ class Sessions(MethodView):
 
 @blp.route("/sessions/<string:session_id>")
 class SessionById(MethodView):
+    @blp.doc(operationId="deleteSession")
     @auth_required()
     @blp.response(204)
-    @blp.alt_response(404, description="No such session of mine.")
+    @blp.errors((404, "No such session of yours."))
     def delete(self, session_id: str):
         """End one of my sessions; its tokens stop working at once."""
         service.delete_session(current_actor().id, session_id)

@@ -43,12 +43,22 @@ class LoginFormSchema(Schema):
 class TokenPairSchema(Schema):
     access_token = fields.String(required=True)
     refresh_token = fields.String(required=True)
-    token_type = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"enum": ["bearer"]})
     expires_in = fields.Integer(required=True)
 
 
 class RefreshSchema(Schema):
     refresh_token = fields.String(validate=Token)
+
+
+class RefreshFormSchema(Schema):
+    """The OAuth2 refresh grant (RFC 6749 section 6); the client fields are ignored."""
+
+    grant_type = fields.String(required=True, validate=validate.Equal("refresh_token"))
+    refresh_token = fields.String(required=True, validate=Token)
+    scope = fields.String()
+    client_id = fields.String()
+    client_secret = fields.String(load_only=True)
 
 
 class LogoutSchema(Schema):
@@ -76,8 +86,8 @@ class SessionSchema(Schema):
     id = fields.String(required=True)
     created_at = fields.DateTime(required=True)
     last_used_at = fields.DateTime(required=True)
-    user_agent = fields.String(allow_none=True)
-    ip = fields.String(allow_none=True)
+    user_agent = fields.String(required=True, allow_none=True)
+    ip = fields.String(required=True, allow_none=True)
     current = fields.Boolean(required=True)
 
 

@@ -17,11 +17,15 @@ from typing import Any
 
 import jwt as pyjwt
 from flask import current_app
-from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from sqlalchemy import select, update
+from flask_jwt_extended import create_access_token, create_refresh_token
+from flask_jwt_extended.config import config as jwt_config
+from sqlalchemy import bindparam, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import make_transient_to_detached
 
 from project.auth.models import AuthSession
-from project.database import rowcount, utcnow
+from project.database import autocommit_connection, rowcount, utcnow
 from project.errors import Unauthorized
 from project.extensions import db
 from project.guard import Actor
@@ -74,14 +78,21 @@ def start_session(user: User, user_agent: str | None = None, ip: str | None = No
 
 
 def decode(token: str, expected_type: str) -> Claims:
-    """Check signature, expiry and type; raise Unauthorized with a clear message."""
+    """Check signature, expiry and type (one decode: flask-jwt-extended's `decode_token`
+    decodes twice); raise Unauthorized with a clear message."""
     try:
-        claims = decode_token(token)
+        claims = pyjwt.decode(
+            token,
+            jwt_config.decode_key,
+            algorithms=jwt_config.decode_algorithms,
+            audience=jwt_config.decode_audience,
+            issuer=jwt_config.decode_issuer,
+            leeway=jwt_config.leeway,
+            options={"verify_aud": jwt_config.decode_audience is not None, "require": ["exp"]},
+        )
     except pyjwt.ExpiredSignatureError as exc:
         raise Unauthorized("Token has expired.") from exc
     except (pyjwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
-        raise Unauthorized("Invalid token.") from exc
-    except Exception as exc:  # flask-jwt-extended's own decode errors
         raise Unauthorized("Invalid token.") from exc
     if claims.get("type") != expected_type:
         raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
@@ -90,33 +101,65 @@ def decode(token: str, expected_type: str) -> Claims:
     return claims
 
 
-def _live_session_user(claims: Claims) -> tuple[User, AuthSession]:
-    row = db.session.execute(
-        select(User, AuthSession)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(AuthSession.id == claims["sid"], User.id == int(claims["sub"]))
-    ).first()
-    if row is None:
+# The session and user check, built once (every authenticated request runs it, so SQLAlchemy
+# reuses its compiled form). Plain columns, not ORM entities: loading two entities through a
+# Session costs more CPU than the round trip; `_live_user` builds the one object needed.
+USER_COLUMNS = {attr.key: attr.columns[0] for attr in sa_inspect(User).column_attrs}
+SESSION_AND_USER = (
+    select(
+        *(column.label(key) for key, column in USER_COLUMNS.items()), AuthSession.revoked_at.label("revoked")
+    )
+    .join_from(User, AuthSession, AuthSession.user_id == User.id)
+    .where(AuthSession.id == bindparam("sid"), User.id == bindparam("user_id"))
+)
+
+
+def _ids(claims: Claims) -> dict[str, Any]:
+    return {"sid": claims["sid"], "user_id": int(claims["sub"])}
+
+
+def _read_session_user(claims: Claims) -> Any:
+    """The session and user row in ONE round trip to PostgreSQL: a pooled connection in
+    autocommit (no BEGIN, no ROLLBACK when it goes back; no pre-ping either). A connection
+    the server ended (restart, failover, pg_terminate_backend) fails the read once and is
+    replaced: the read is retried once on a fresh connection."""
+    if db.engine.dialect.name != "postgresql":  # SQLite: no round trips to save
+        return db.session.execute(SESSION_AND_USER, _ids(claims)).first()
+    for attempt in (1, 2):
+        try:
+            with autocommit_connection() as connection:
+                return connection.execute(SESSION_AND_USER, _ids(claims)).first()
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    return None
+
+
+def _live_user(row: Any) -> User:
+    """The user of a live session, as a detached instance (no session holds it yet)."""
+    if row is None or row.revoked is not None:
         raise Unauthorized("Token has been revoked.")
-    user, session = row
-    if session.revoked_at is not None:
-        raise Unauthorized("Token has been revoked.")
-    if not user.is_active:
+    if not row.is_active:
         raise Unauthorized("Account is deactivated.")
-    return user, session
+    values = row._mapping
+    user = User(**{key: values[key] for key in USER_COLUMNS})
+    make_transient_to_detached(user)
+    return user
 
 
 def authenticate(token: str, expected_type: str = "access") -> tuple[User, Claims]:
-    """The one token check, for REST and gRPC: returns the user and the token's claims."""
+    """The one token check, for REST and gRPC: returns the user (detached) and the claims."""
     claims = decode(token, expected_type)
-    user, _session = _live_session_user(claims)
-    return user, claims
+    return _live_user(_read_session_user(claims)), claims
 
 
 def actor_for_token(token: str) -> Actor:
     """The route guard's check (installed in project.guard when auth registers)."""
     user, claims = authenticate(token, "access")
-    return Actor(id=user.id, role=user.role, session_id=claims["sid"], account=user)
+    # Into the request's session without a query: a service reading the user again in this
+    # request gets it from the identity map, and may change it.
+    account = db.session.merge(user, load=False)
+    return Actor(id=user.id, role=user.role, session_id=claims["sid"], account=account)
 
 
 def rotate_refresh_token(token: str) -> dict[str, Any] | None:
@@ -127,14 +170,15 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
     is a conditional UPDATE, so of two concurrent refreshes with one token only one wins.
     """
     claims = decode(token, "refresh")
-    user, session = _live_session_user(claims)
+    user = _live_user(db.session.execute(SESSION_AND_USER, _ids(claims)).first())
+    session_id = claims["sid"]
     new_jti = str(uuid.uuid4())
     now = utcnow()
     swapped = rowcount(
         db.session.execute(
             update(AuthSession)
             .where(
-                AuthSession.id == session.id,
+                AuthSession.id == session_id,
                 AuthSession.refresh_jti == claims["jti"],
                 AuthSession.revoked_at.is_(None),
             )
@@ -143,9 +187,9 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
         )
     )
     if not swapped:
-        revoke_sessions(session_ids=[session.id])
+        revoke_sessions(session_ids=[session_id])
         return None
-    return _token_pair(user, session.id, new_jti)
+    return _token_pair(user, session_id, new_jti)
 
 
 def revoke_sessions(

@@ -6,13 +6,14 @@ reads one format; they and /metrics are exempt from rate limits.
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from project import metrics
+from project.openapi import Blueprint
 from project.ops import health
 from project.ops.schemas import FullHealthSchema, HealthSchema
 
-blp = Blueprint("ops", __name__, description="Health checks and metrics.")
+# Exempt from rate limits (ops/__init__.py), so no 429 is documented.
+blp = Blueprint("ops", __name__, description="Health checks and metrics.", rate_limited=False)
 
 
 def _answer(result: dict) -> tuple[dict, int]:
@@ -21,6 +22,7 @@ def _answer(result: dict) -> tuple[dict, int]:
 
 @blp.route("/health")
 class Liveness(MethodView):
+    @blp.doc(operationId="getHealth")
     @blp.response(200, HealthSchema)
     def get(self):
         """Liveness: the process answers; no dependency is touched."""
@@ -29,6 +31,7 @@ class Liveness(MethodView):
 
 @blp.route("/health/db")
 class DatabaseHealth(MethodView):
+    @blp.doc(operationId="getDatabaseHealth")
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="The database is down.")
     def get(self):
@@ -38,6 +41,7 @@ class DatabaseHealth(MethodView):
 
 @blp.route("/health/cache")
 class CacheHealth(MethodView):
+    @blp.doc(operationId="getCacheHealth")
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="Redis is down.")
     def get(self):
@@ -47,6 +51,7 @@ class CacheHealth(MethodView):
 
 @blp.route("/health/full")
 class FullHealth(MethodView):
+    @blp.doc(operationId="getFullHealth")
     @blp.response(200, FullHealthSchema)
     @blp.alt_response(503, schema=FullHealthSchema, description="The database or Redis is down.")
     def get(self):
@@ -58,12 +63,13 @@ class FullHealth(MethodView):
 @blp.route("/metrics")
 class Metrics(MethodView):
     @blp.doc(
+        operationId="getMetrics",
         responses={
             "200": {
                 "description": "Prometheus text exposition format",
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             }
-        }
+        },
     )
     def get(self):
         """Prometheus metrics: requests by endpoint and status, latency, cache, queue depth."""

@@ -57,11 +57,13 @@ class OrderItemSchema(Schema):
 
 class OrderSchema(Schema):
     id = fields.Integer(required=True)
-    user_id = fields.Integer(allow_none=True)
+    user_id = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "null once the user is deleted."}
+    )
     status = fields.String(required=True, metadata={"enum": list(ORDER_STATUSES)})
     items = fields.List(fields.Nested(OrderItemSchema), required=True)
     total = Money(required=True)
-    failure_reason = fields.String(allow_none=True)
+    failure_reason = fields.String(required=True, allow_none=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 

@@ -4,10 +4,10 @@ from project.pagination import PaginationArgs
 
 
 class PostSchema(Schema):
-    id = fields.Integer()
-    user_id = fields.Integer()
-    title = fields.String()
-    body = fields.String()
+    id = fields.Integer(required=True)
+    user_id = fields.Integer(required=True)
+    title = fields.String(required=True)
+    body = fields.String(required=True)
 
 
 class PostListArgs(PaginationArgs):

@@ -25,7 +25,9 @@ def list_posts(page: int, per_page: int, q: str | None = None, user_id: int | No
         term = q.lower()
         posts = [post for post in posts if term in post["title"].lower() or term in post["body"].lower()]
     start = (page - 1) * per_page
-    return Cached(envelope(posts[start : start + per_page], page, per_page, len(posts)), answer.status)
+    return Cached(
+        envelope(posts[start : start + per_page], page, per_page, len(posts)), answer.status, answer.fresh_for
+    )
 
 
 def get_post(post_id: int) -> Cached:

@@ -108,6 +108,9 @@ class ProductCount(Model):
     live: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+SYNC_STATUSES = ("running", "succeeded", "failed")
+
+
 class SyncRun(Model):
     """One run of the upstream catalogue sync (`/products/sync/status`)."""
 

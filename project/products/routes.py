@@ -1,9 +1,10 @@
 """Products: the public catalogue (cached reads) and its admin writes and sync."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from project.caching import cached_response
 from project.guard import Role, auth_required
+from project.openapi import Blueprint
 from project.pagination import page_of
 from project.products import service, sync
 from project.products.schemas import (
@@ -23,30 +24,29 @@ blp = Blueprint(
     url_prefix="/api/v1/products",
     description="The product catalogue, synced from the upstream catalogue.",
 )
+NO_PRODUCT = (404, "No such product (or it was deleted).")
+SKU_TAKEN = (409, "SKU already taken.")
 
-ADMIN_ERRORS = ((401, "Missing or invalid token."), (403, "Admin only."))
 
-
-def admin_docs(func):
-    for code, description in ADMIN_ERRORS:
-        func = blp.alt_response(code, description=description)(func)
-    return func
+def cached(kind, query=None):
+    return cached_response(service.NAMESPACE, kind, "PRODUCTS_CACHE_TTL", query)
 
 
 @blp.route("")
 class Products(MethodView):
+    @blp.doc(operationId="listProducts")
+    @cached("list", ProductListArgs)
     @blp.arguments(ProductListArgs, location="query")
-    @blp.response(200, page_of(ProductSchema), headers={"X-Cache": {"description": "HIT or MISS"}})
+    @blp.cacheable_response(page_of(ProductSchema))
     def get(self, args):
         """List products: filters, sort and pagination (cached)."""
-        result = service.list_products(**args)
-        return result.value, 200, result.headers
+        return service.list_products(**args)
 
+    @blp.doc(operationId="createProduct")
     @auth_required(Role.ADMIN)
     @blp.arguments(ProductInSchema)
     @blp.response(201, ProductSchema)
-    @blp.alt_response(409, description="SKU already taken.")
-    @admin_docs
+    @blp.errors(SKU_TAKEN)
     def post(self, data):
         """Create a product (admin)."""
         return service.create_product(data)
@@ -54,20 +54,21 @@ class Products(MethodView):
 
 @blp.route("/search")
 class ProductSearch(MethodView):
+    @blp.doc(operationId="searchProducts")
+    @cached("search", ProductSearchArgs)
     @blp.arguments(ProductSearchArgs, location="query")
-    @blp.response(200, page_of(ProductSchema))
+    @blp.cacheable_response(page_of(ProductSchema))
     def get(self, args):
         """Search products by name, description and category (cached)."""
-        result = service.search_products(**args)
-        return result.value, 200, result.headers
+        return service.search_products(**args)
 
 
 @blp.route("/sync")
 class ProductSync(MethodView):
+    @blp.doc(operationId="syncProducts")
     @auth_required(Role.ADMIN)
     @blp.response(202, SyncJobSchema)
-    @blp.alt_response(503, description="The job queue is down.")
-    @admin_docs
+    @blp.errors((503, "The job queue is down."))
     def post(self):
         """Pull the upstream catalogue now (admin); answers the job id."""
         return sync.start_sync()
@@ -75,9 +76,9 @@ class ProductSync(MethodView):
 
 @blp.route("/sync/status")
 class ProductSyncStatus(MethodView):
+    @blp.doc(operationId="getSyncStatus")
     @auth_required(Role.ADMIN)
     @blp.response(200, SyncStatusSchema)
-    @admin_docs
     def get(self):
         """The last sync run (admin)."""
         return sync.sync_status()
@@ -85,37 +86,36 @@ class ProductSyncStatus(MethodView):
 
 @blp.route("/<dbint:product_id>")
 class ProductItem(MethodView):
-    @blp.response(200, ProductSchema)
-    @blp.alt_response(404, description="No such product.")
+    @blp.doc(operationId="getProduct")
+    @cached("detail")
+    @blp.cacheable_response(ProductSchema)
+    @blp.errors(NO_PRODUCT)
     def get(self, product_id):
         """One product (cached); a deleted product is 404."""
-        result = service.get_product(product_id)
-        return result.value, 200, result.headers
+        return service.get_product(product_id)
 
+    @blp.doc(operationId="replaceProduct")
     @auth_required(Role.ADMIN)
     @blp.arguments(ProductInSchema)
     @blp.response(200, ProductSchema)
-    @blp.alt_response(404, description="No such product.")
-    @blp.alt_response(409, description="SKU already taken.")
-    @admin_docs
+    @blp.errors(NO_PRODUCT, SKU_TAKEN)
     def put(self, data, product_id):
         """Replace a product (admin); omitted optional fields take their defaults."""
         return service.update_product(product_id, data)
 
+    @blp.doc(operationId="updateProduct")
     @auth_required(Role.ADMIN)
     @blp.arguments(ProductPatchSchema)
     @blp.response(200, ProductSchema)
-    @blp.alt_response(404, description="No such product.")
-    @blp.alt_response(409, description="SKU already taken.")
-    @admin_docs
+    @blp.errors(NO_PRODUCT, SKU_TAKEN)
     def patch(self, data, product_id):
         """Update some fields of a product (admin)."""
         return service.update_product(product_id, data)
 
+    @blp.doc(operationId="deleteProduct")
     @auth_required(Role.ADMIN)
     @blp.response(204)
-    @blp.alt_response(404, description="No such product.")
-    @admin_docs
+    @blp.errors(NO_PRODUCT)
     def delete(self, product_id):
         """Soft-delete a product (admin)."""
         service.delete_product(product_id)
@@ -123,12 +123,11 @@ class ProductItem(MethodView):
 
 @blp.route("/<dbint:product_id>/stock")
 class ProductStock(MethodView):
+    @blp.doc(operationId="adjustStock")
     @auth_required(Role.ADMIN)
     @blp.arguments(StockDeltaSchema)
     @blp.response(200, ProductSchema)
-    @blp.alt_response(404, description="No such product.")
-    @blp.alt_response(409, description="The stock would go below zero.")
-    @admin_docs
+    @blp.errors(NO_PRODUCT, (409, "The stock would go below zero (or above the maximum)."))
     def patch(self, data, product_id):
         """Add a signed delta to the stock, atomically (admin)."""
         return service.adjust_stock(product_id, data["delta"])

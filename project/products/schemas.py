@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from project.fields import Money
 from project.pagination import PaginationArgs
+from project.products.models import SYNC_STATUSES
 
 MAX_STOCK = 1_000_000_000
 SORT_FIELDS = ("name", "price", "created_at", "stock")
@@ -23,16 +24,18 @@ def not_blank(value: str) -> None:
 
 
 class ProductSchema(Schema):
-    id = fields.Integer()
-    sku = fields.String()
-    name = fields.String()
-    description = fields.String()
-    price = Money()
-    stock = fields.Integer()
-    category = fields.String(allow_none=True)
-    external_id = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
+    id = fields.Integer(required=True)
+    sku = fields.String(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    price = Money(required=True)
+    stock = fields.Integer(required=True)
+    category = fields.String(required=True, allow_none=True)
+    external_id = fields.String(
+        required=True, allow_none=True, metadata={"description": "The upstream catalogue's id, if synced."}
+    )
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
 
 
 class ProductInSchema(Schema):
@@ -65,22 +68,24 @@ class ProductSearchArgs(PaginationArgs):
 
 
 class SyncRunSchema(Schema):
-    job_id = fields.String()
-    status = fields.String()
-    started_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
-    created = fields.Integer()
-    updated = fields.Integer()
-    failed = fields.Integer()
-    error = fields.String(allow_none=True)
+    job_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": list(SYNC_STATUSES)})
+    started_at = fields.DateTime(required=True)
+    finished_at = fields.DateTime(required=True, allow_none=True)
+    created = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    error = fields.String(required=True, allow_none=True)
 
 
 class SyncStatusSchema(Schema):
-    last_run = fields.Nested(SyncRunSchema, allow_none=True)
+    last_run = fields.Nested(
+        SyncRunSchema, required=True, allow_none=True, metadata={"description": "null before the first sync."}
+    )
 
 
 class SyncJobSchema(Schema):
-    job_id = fields.String()
+    job_id = fields.String(required=True)
 
 
 class ProductPatchSchema(ProductInSchema):

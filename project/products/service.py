@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import Select, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 
-from project.caching import Cached, bump, cached
+from project.caching import bump, cached
 from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
@@ -127,7 +127,7 @@ def list_products(
     min_price: Decimal | None = None,
     max_price: Decimal | None = None,
     in_stock: bool | None = None,
-) -> Cached:
+) -> dict:
     filters = {
         "name": name.lower() if name else None,
         "category": category.lower() if category else None,
@@ -136,37 +136,29 @@ def list_products(
         "in_stock": in_stock,
     }
 
-    def compute() -> dict:
-        dialect = _dialect()
-        stmt = _live()
-        if name:
-            stmt = stmt.where(contains(folded(Product.name, dialect), name))
-        if category:
-            stmt = stmt.where(folded(Product.category, dialect) == category.lower())
-        if min_price is not None:
-            stmt = stmt.where(Product.price >= min_price)
-        if max_price is not None:
-            stmt = stmt.where(Product.price <= max_price)
-        if in_stock is not None:
-            stmt = stmt.where(Product.stock > 0 if in_stock else Product.stock == 0)
-        column = SORT_COLUMNS[sort_by]
-        direction = (lambda c: c.asc()) if sort_order == "asc" else (lambda c: c.desc())
-        filtered = any(value is not None for value in filters.values())
-        order = [direction(column), direction(Product.id)]
-        return _page(stmt, order, page, per_page, {"list": 1, **filters} if filtered else None)
-
-    params = {**filters, "page": page, "per_page": per_page, "sort_by": sort_by, "sort_order": sort_order}
-    return cached(NAMESPACE, "list", params, compute, _ttl())
+    dialect = _dialect()
+    stmt = _live()
+    if name:
+        stmt = stmt.where(contains(folded(Product.name, dialect), name))
+    if category:
+        stmt = stmt.where(folded(Product.category, dialect) == category.lower())
+    if min_price is not None:
+        stmt = stmt.where(Product.price >= min_price)
+    if max_price is not None:
+        stmt = stmt.where(Product.price <= max_price)
+    if in_stock is not None:
+        stmt = stmt.where(Product.stock > 0 if in_stock else Product.stock == 0)
+    column = SORT_COLUMNS[sort_by]
+    direction = (lambda c: c.asc()) if sort_order == "asc" else (lambda c: c.desc())
+    filtered = any(value is not None for value in filters.values())
+    order = [direction(column), direction(Product.id)]
+    return _page(stmt, order, page, per_page, {"list": 1, **filters} if filtered else None)
 
 
-def search_products(q: str, page: int, per_page: int) -> Cached:
+def search_products(q: str, page: int, per_page: int) -> dict:
     term = q.strip().lower()
-
-    def compute() -> dict:
-        stmt = _live().where(contains(search_document(_dialect()), term))
-        return _search_page(stmt, page, per_page, term)
-
-    return cached(NAMESPACE, "search", {"q": term, "page": page, "per_page": per_page}, compute, _ttl())
+    stmt = _live().where(contains(search_document(_dialect()), term))
+    return _search_page(stmt, page, per_page, term)
 
 
 def _get_live(product_id: int) -> Product:
@@ -176,8 +168,8 @@ def _get_live(product_id: int) -> Product:
     return product
 
 
-def get_product(product_id: int) -> Cached:
-    return cached(NAMESPACE, "detail", {"id": product_id}, lambda: as_dict(_get_live(product_id)), _ttl())
+def get_product(product_id: int) -> dict[str, Any]:
+    return as_dict(_get_live(product_id))
 
 
 def _commit_product(product: Product) -> dict[str, Any]:

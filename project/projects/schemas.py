@@ -37,12 +37,14 @@ def _user_id(*, strict: bool = True, **kwargs) -> fields.Integer:
 
 
 class ProjectSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    name = fields.String()
-    description = fields.String()
-    owner_id = fields.Integer()
-    member_ids = fields.List(fields.Integer(), metadata={"description": "Members, the owner excluded."})
-    created_at = fields.DateTime()
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    owner_id = fields.Integer(required=True)
+    member_ids = fields.List(
+        fields.Integer(), required=True, metadata={"description": "Members, the owner excluded."}
+    )
+    created_at = fields.DateTime(required=True)
 
 
 class ProjectCreateSchema(Schema):
@@ -56,21 +58,20 @@ class ProjectUpdateSchema(Schema):
 
 
 class TaskSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    project_id = fields.Integer()
-    title = fields.String()
-    description = fields.String()
-    status = fields.String(metadata={"enum": list(TASK_STATUSES)})
-    assignee_id = fields.Integer(allow_none=True)
-    due_date = fields.Date(allow_none=True)
-    created_at = fields.DateTime()
+    id = fields.Integer(required=True)
+    project_id = fields.Integer(required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": list(TASK_STATUSES)})
+    assignee_id = fields.Integer(required=True, allow_none=True)
+    due_date = fields.Date(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
 
 
 class TaskCreateSchema(Schema):
-    """A new task is always `todo`; `status` is set afterwards with PATCH."""
-
     title = _name(required=True)
     description = _description()
+    status = fields.String(load_default="todo", validate=validate.OneOf(TASK_STATUSES))
     assignee_id = _user_id(allow_none=True, metadata={"description": "The owner or a member."})
     due_date = fields.Date(allow_none=True, metadata={"description": "ISO date, 2026-12-01."})
 

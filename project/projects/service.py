@@ -180,15 +180,16 @@ def create_task(
     description: str | None = None,
     assignee_id: int | None = None,
     due_date: date | None = None,
+    status: str = "todo",
 ) -> Task:
-    """A new task is `todo`."""
+    """A new task, `todo` unless another status is given."""
     project = _project_for(actor, project_id, lock=assignee_id is not None)
     _check_assignee(project, assignee_id)
     task = Task(
         project_id=project.id,
         title=title,
         description=description or "",
-        status="todo",
+        status=status,
         assignee_id=assignee_id,
         due_date=due_date,
     )

@@ -27,7 +27,7 @@ class UserSchema(Schema):
     id = fields.Integer(required=True)
     email = fields.String(required=True)
     username = fields.String(required=True)
-    role = fields.String(required=True)
+    role = fields.String(required=True, metadata={"enum": list(ROLES)})
     is_active = fields.Boolean(required=True)
     is_verified = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+import requests
 
 from project.auth.models import AuthSession, UserToken
 from project.database import utcnow
@@ -229,6 +230,78 @@ def test_refresh_expired_token_is_401(client, app, user, log_in):
     assert response.status_code == 401
     assert "expired" in response.get_json()["message"].lower()
     assert client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"])).status_code == 200
+
+
+def test_refresh_by_the_oauth2_form_grant(client, user, login):
+    """As an OAuth2 client (authlib, requests-oauthlib) sends it: a form, client credentials in
+    HTTP Basic; the old token is spent, and presenting it again ends the session."""
+    pair = login(user["email"], user["password"])
+    form = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"], "client_id": "cli"}
+    basic = {"Authorization": "Basic Y2xpOnNlY3JldA=="}  # cli:secret, ignored
+
+    response = client.post(f"{API}/refresh", data=form, headers=basic)
+
+    assert response.status_code == 200
+    fresh = response.get_json()
+    assert fresh["token_type"] == "bearer" and fresh["refresh_token"] != pair["refresh_token"]
+    assert client.get("/api/v1/users/me", headers=bearer(fresh["access_token"])).status_code == 200
+    reused = client.post(f"{API}/refresh", data=form)
+    assert reused.status_code == 401
+    assert (
+        client.post(f"{API}/refresh", data={**form, "refresh_token": fresh["refresh_token"]}).status_code
+        == 401
+    )
+    assert client.get("/api/v1/users/me", headers=bearer(fresh["access_token"])).status_code == 401
+
+
+def test_a_standard_oauth2_client_logs_in_and_refreshes(live_server, user):
+    """authlib, over HTTP: the password grant at /auth/login, the refresh grant at /auth/refresh."""
+    from authlib.integrations.requests_client import OAuth2Session
+
+    oauth = OAuth2Session(client_id="docs")
+    token = oauth.fetch_token(f"{live_server}{API}/login", username=user["email"], password=user["password"])
+    assert oauth.get(f"{live_server}/api/v1/users/me").json()["id"] == user["id"]
+
+    refreshed = oauth.refresh_token(f"{live_server}{API}/refresh")
+
+    assert refreshed["refresh_token"] != token["refresh_token"]
+    assert refreshed["access_token"] != token["access_token"]
+    assert oauth.get(f"{live_server}/api/v1/users/me").status_code == 200
+    spent = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}
+    assert requests.post(f"{live_server}{API}/refresh", data=spent, timeout=10).status_code == 401
+    assert oauth.get(f"{live_server}/api/v1/users/me").status_code == 401  # reuse ended the session
+
+
+def test_the_refresh_form_never_takes_an_access_token(client, user, login):
+    pair = login(user["email"], user["password"])
+    form = {"grant_type": "refresh_token", "refresh_token": pair["access_token"]}
+    response = client.post(f"{API}/refresh", data=form)
+    assert response.status_code == 401
+    assert response.get_json()["message"] == "A refresh token is required."
+    assert client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "form, field",
+    [
+        ({"refresh_token": "x"}, "grant_type"),
+        ({"grant_type": "password", "refresh_token": "x"}, "grant_type"),
+        ({"grant_type": "refresh_token"}, "refresh_token"),
+        ({"grant_type": "refresh_token", "refresh_token": "x", "extra": "1"}, "extra"),
+    ],
+)
+def test_a_bad_refresh_form_is_422_and_spends_nothing(client, user, login, form, field):
+    pair = login(user["email"], user["password"])
+    response = client.post(f"{API}/refresh", data=form, headers=bearer(pair["refresh_token"]))
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]["form"]
+    assert client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"])).status_code == 200
+
+
+def test_login_without_a_body_is_422_naming_the_fields(client):
+    response = client.post(f"{API}/login")
+    assert response.status_code == 422
+    assert "password" in response.get_json()["errors"]["json"]
 
 
 # --- logout ----------------------------------------------------------------------------

@@ -132,3 +132,28 @@ def test_redis_down_still_proxies(client, upstream):
         assert response.status_code == 200 and response.headers["X-Cache"] == "MISS"
         assert response.get_json()["total"] == 30
     assert len(upstream.log) == 2
+
+
+def test_a_hit_answers_the_bytes_of_the_miss_and_a_matching_etag_is_a_304(client, upstream):
+    serve_posts(upstream)
+    upstream.expect_request("/posts/5").respond_with_json(POSTS[4])
+    for path in (f"{API}?q=special", f"{API}/5"):
+        miss, hit = client.get(path), client.get(path)
+        assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("MISS", "HIT")
+        assert hit.data == miss.data and hit.headers["ETag"] == miss.headers["ETag"]
+        not_modified = client.get(path, headers={"If-None-Match": hit.headers["ETag"]})
+        assert not_modified.status_code == 304 and not_modified.data == b""
+    assert len(upstream.log) == 2
+
+
+@pytest.mark.app_config(POSTS_CACHE_TTL=2)
+def test_a_stored_page_lives_no_longer_than_the_upstream_copy_it_came_from(client, upstream):
+    serve_posts(upstream)
+    assert client.get(API).headers["X-Cache"] == "MISS"
+    time.sleep(1.0)
+    assert client.get(f"{API}?page=2").headers["X-Cache"] == "HIT"  # stored now, from a 1 s old copy
+    time.sleep(1.2)
+    upstream.clear()
+    serve_posts(upstream, POSTS[:3])
+    refreshed = client.get(f"{API}?page=2")
+    assert refreshed.headers["X-Cache"] == "MISS" and refreshed.get_json()["total"] == 3

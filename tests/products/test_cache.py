@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from project.extensions import cache
+from project import create_app
+from project.extensions import db
 from project.metrics import CACHE_REQUESTS
 
 API = "/api/v1/products"
@@ -24,11 +25,20 @@ def test_second_read_is_a_hit_with_the_same_body(client, make_product, path):
     assert first.get_json() == second.get_json()
 
 
-def test_query_arguments_are_normalised_into_the_key(client, make_product):
+def test_the_key_is_the_known_query_parameters_in_any_order(client, make_product):
     make_product(category="Lamps")
     assert cache_status(client.get(f"{API}?category=lamps&page=1")) == "MISS"
-    assert cache_status(client.get(f"{API}?per_page=20&category=LAMPS&unknown=1")) == "HIT"
-    assert cache_status(client.get(f"{API}?category=lamps&sort_order=asc")) == "MISS"
+    assert cache_status(client.get(f"{API}?page=1&unknown=1&category=lamps")) == "HIT"
+    assert cache_status(client.get(f"{API}?category=lamps&page=1&sort_order=asc")) == "MISS"
+
+
+def test_a_value_cannot_pass_for_another_parameter(client, make_product):
+    make_product(category="Lamps", name="Lamp")
+    # `category=lamps&name=zzz` spelt inside one value: a different request, a different entry.
+    forged = client.get(f"{API}?category=lamps%26name%3Dzzz")
+    assert cache_status(forged) == "MISS" and forged.get_json()["total"] == 0
+    real = client.get(f"{API}?category=lamps")
+    assert cache_status(real) == "MISS" and real.get_json()["total"] == 1
 
 
 def test_detail_is_cached_and_a_404_is_not(client, make_product):
@@ -110,15 +120,82 @@ def test_redis_down_serves_every_read_and_write_from_the_database(client, admin_
     assert errors._value.get() > before
 
 
-def test_a_failing_cache_backend_is_logged_and_bypassed(client, make_product, monkeypatch, caplog):
+def test_a_failing_cache_backend_is_logged_and_bypassed(app, client, make_product, monkeypatch, caplog):
     make_product(name="Lamp")
 
     def broken(*args, **kwargs):
         raise ConnectionError("cache backend down")
 
-    monkeypatch.setattr(cache, "get", broken)
-    monkeypatch.setattr(cache, "set", broken)
-    response = client.get(API)
-    assert response.status_code == 200 and response.get_json()["total"] == 1
-    assert response.headers["X-Cache"] == "MISS"
+    for name in ("get", "set", "mget"):
+        monkeypatch.setattr(app.extensions["redis"], name, broken)
+    for path in (API, f"{API}?name=lamp"):
+        for _ in range(2):
+            response = client.get(path)
+            assert response.status_code == 200 and response.get_json()["total"] == 1
+            assert response.headers["X-Cache"] == "MISS"
     assert "cache get failed" in caplog.text
+
+
+# --- stored bytes, ETag, 304 --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [API, f"{API}?category=a&sort_by=price", f"{API}/search?q=prod", "detail"])
+def test_a_hit_answers_the_bytes_of_the_miss_before_it(client, make_product, path):
+    product = make_product(category="A")
+    path = f"{API}/{product['id']}" if path == "detail" else path
+    miss, hit = client.get(path), client.get(path)
+    assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("MISS", "HIT")
+    assert hit.data == miss.data and hit.headers["ETag"] == miss.headers["ETag"]
+    assert hit.headers["Content-Type"] == miss.headers["Content-Type"] == "application/json"
+
+
+def test_a_matching_if_none_match_is_a_304_until_a_write(client, admin_headers, make_product):
+    product = make_product(name="Lamp")
+    path = f"{API}/{product['id']}"
+    etag = client.get(path).headers["ETag"]
+    for tag in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        not_modified = client.get(path, headers={"If-None-Match": tag})
+        assert not_modified.status_code == 304 and not_modified.data == b"", tag
+        assert not_modified.headers["ETag"] == etag
+    assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+
+    assert client.patch(path, json={"name": "Desk"}, headers=admin_headers).status_code == 200
+    changed = client.get(path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_json()["name"] == "Desk"
+    assert changed.headers["ETag"] != etag
+
+
+def test_errors_are_not_cached_and_carry_no_etag(client):
+    for _ in range(2):
+        missing = client.get(f"{API}/999")
+        assert missing.status_code == 404 and "ETag" not in missing.headers
+        invalid = client.get(f"{API}?per_page=101")
+        assert invalid.status_code == 422 and "ETag" not in invalid.headers
+
+
+@pytest.mark.redis
+def test_a_write_through_another_app_invalidates_this_ones_entries(
+    client, admin_headers, make_product, database_url
+):
+    """Two app instances (as two gunicorn workers are): their own pools, one Redis."""
+    product = make_product(name="Lamp")
+    path = f"{API}/{product['id']}"
+    urls = [API, path, f"{API}/search?q=lamp"]
+    for url in urls:
+        client.get(url)
+        assert client.get(url).headers["X-Cache"] == "HIT"
+
+    other = create_app(app_env="testing", overrides={"SQLALCHEMY_DATABASE_URI": database_url})
+    try:
+        patched = other.test_client().patch(path, json={"name": "Desk"}, headers=admin_headers)
+        assert patched.status_code == 200
+    finally:
+        with other.app_context():
+            db.engine.dispose()
+
+    for url in urls:
+        after = client.get(url)
+        assert after.headers["X-Cache"] == "MISS", url
+        assert '"Lamp"' not in after.get_data(as_text=True), url
+    assert client.get(path).get_json()["name"] == "Desk"
+    assert client.get(f"{API}/search?q=lamp").get_json()["total"] == 0

@@ -49,6 +49,6 @@ def test_openapi_documents_the_id_range(client):
         for p in spec["paths"]["/api/v1/projects/{project_id}/tasks/{task_id}"].get("parameters", [])
     }
     assert params["task_id"] == {"type": "integer", "minimum": 1, "maximum": 2147483647}
-    assert operation["security"] == [{"bearerAuth": []}]
+    assert operation["security"] == [{"bearerAuth": []}, {"OAuth2": []}]
     assert {"200", "401", "404"} <= set(operation["responses"])
     assert {"get", "post"} <= set(spec["paths"]["/api/v1/projects"])

@@ -50,13 +50,28 @@ def test_create_task_with_only_a_title(client, team):
     )
 
 
+@pytest.mark.parametrize("status", ["todo", "in_progress", "done"])
+def test_create_task_with_a_status(client, team, status):
+    response = client.post(
+        f"{team.url}/tasks", json={"title": "Ship", "status": status}, headers=team.headers["member"]
+    )
+    assert response.status_code == 201
+    task = response.get_json()
+    assert task["status"] == status
+    assert client.get(f"{team.url}/tasks/{task['id']}", headers=team.headers["owner"]).get_json() == task
+    listed = client.get(f"{team.url}/tasks", query_string={"status": status}, headers=team.headers["owner"])
+    assert task["id"] in [item["id"] for item in listed.get_json()["items"]]
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
         ({}, "title"),
         ({"title": "  "}, "title"),
         ({"title": "x" * 201}, "title"),
-        ({"title": "t", "status": "done"}, "status"),
+        ({"title": "t", "status": "blocked"}, "status"),
+        ({"title": "t", "status": "DONE"}, "status"),
+        ({"title": "t", "status": None}, "status"),
         ({"title": "t", "project_id": 1}, "project_id"),
         ({"title": "t", "due_date": "2026-13-01"}, "due_date"),
         ({"title": "t", "due_date": "tomorrow"}, "due_date"),

@@ -1,0 +1,378 @@
+"""The hot paths over HTTP, side by side with a floor, in one run.
+
+    python bench/http.py
+
+Serves, at once and under the same gunicorn on loopback:
+- the floor: bench/floor_app.py (one Flask JSON route) under `gunicorn -w 2 -k sync`;
+- the project (production mode, PostgreSQL + Redis, 100 products) under `gunicorn -w 2 -k sync`;
+- the project under the shipped `gunicorn.conf.py`;
+- the gRPC server (`python grpc_server.py`).
+Then drives them in turns with wrk (`wrk -t2 -c32`, BENCH_SECONDS each, BENCH_ROUNDS rounds
+alternating, so the machine's drift hits every case alike) and prints each case's req/s, p99
+and ratio to the floor of the same round; the figures are medians over the rounds.
+gRPC ValidateToken vs REST /users/me: wrk cannot speak gRPC, so both sides are driven by one
+Python client (BENCH_CLIENT_THREADS threads, each with its own keep-alive connection or stub,
+for BENCH_SECONDS) against the shipped config.
+
+Rate limiting is off (one client address would be limited at once) and LOG_LEVEL=WARNING
+(the floor logs nothing either). Environment: BENCH_DATABASE_URL
+(postgresql://postgres@127.0.0.1:5432/bench_http, created if missing, schema rebuilt),
+BENCH_REDIS_URL (redis://127.0.0.1:6379/14, flushed), BENCH_SECONDS (10), BENCH_ROUNDS (3),
+BENCH_CLIENT_THREADS (16). Writes bench/results/http.json.
+Client and servers share this machine: compare ratios, not absolute figures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python bench/http.py` puts bench/ first on sys.path, where this file would shadow the
+# standard library's `http` package (the name is the issue's): take that entry out first.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
+
+import http.client  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+ROOT = HERE.parent
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_http")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CLIENT_THREADS = int(os.environ.get("BENCH_CLIENT_THREADS", "16"))
+WRK = ["wrk", "-t2", "-c32", "--latency"]
+PRODUCTS = 100
+RESULTS = ROOT / "bench" / "results" / "http.json"
+SECRETS = {
+    "SECRET_KEY": "bench-secret-key-0123456789abcdef0123",
+    "JWT_SECRET_KEY": "bench-jwt-secret-key-0123456789abcdef",
+}
+ENV = {
+    **SECRETS,
+    "APP_ENV": "production",
+    "DATABASE_URL": DATABASE_URL,
+    "REDIS_URL": REDIS_URL,
+    "MAIL_SERVER": "127.0.0.1",
+    "RATELIMIT_ENABLED": "false",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(ENV)  # before config.py is imported: it reads the environment once
+sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+import psycopg2  # noqa: E402
+import redis  # noqa: E402
+
+from project.rpc.generated import auth_pb2, auth_pb2_grpc  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_database() -> None:
+    admin_url, name = DATABASE_URL.rsplit("/", 1)
+    conn = psycopg2.connect(f"{admin_url}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+
+
+def prepare() -> tuple[str, int]:
+    """A fresh schema with PRODUCTS products and one user; returns an access token and a product id."""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from project import create_app
+    from project.auth.sessions import start_session
+    from project.extensions import db
+    from project.passwords import hash_password
+    from project.products.models import Product
+    from project.users.models import User
+
+    ensure_database()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    app = create_app(app_env="production")
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        upgrade(directory=str(ROOT / "migrations"))
+        db.session.add_all(
+            Product(
+                sku=f"BENCH-{n:03d}",
+                name=f"Bench product {n}",
+                description=f"A product of the benchmark, number {n}, with a few words of text.",
+                price=n + 0.99,
+                stock=n,
+                category=f"category{n % 10}",
+            )
+            for n in range(PRODUCTS)
+        )
+        name = f"bench-{uuid.uuid4().hex[:10]}"
+        user = User(
+            email=f"{name}@example.com",
+            username=name,
+            password_hash=hash_password(uuid.uuid4().hex),
+            role="user",
+            is_active=True,
+            is_verified=True,
+        )
+        db.session.add(user)
+        db.session.commit()
+        product_id = db.session.scalar(text("SELECT min(id) FROM products"))
+        token = start_session(user, "bench", "127.0.0.1")["access_token"]
+        db.session.commit()
+        db.engine.dispose()
+    return token, product_id
+
+
+def get(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def wait_for(port: int, path: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if get(port, path)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing answered 200 on port {port} {path} in time")
+
+
+def wait_for_grpc(port: int) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=60)
+
+
+LATENCY_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, headers: dict | None = None) -> dict:
+    command = [*WRK, f"-d{SECONDS:g}s"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": rps,
+        "p99_ms": round(float(value) * LATENCY_UNITS[unit], 2),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(0) if errors else None,
+    }
+
+
+def drive(call, seconds: float, threads: int) -> dict:
+    """`call(state)` from `threads` threads for `seconds`; per-thread state (a connection)."""
+    stop = time.monotonic() + seconds
+    counts = [0] * threads
+    failures = [0] * threads
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+
+    def loop(i: int) -> None:
+        state: dict = {}
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            try:
+                ok = call(state)
+            except Exception:
+                ok, state = False, {}
+            if ok:
+                counts[i] += 1
+                latencies[i].append(time.perf_counter() - started)
+            else:
+                failures[i] += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    began = time.monotonic()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.monotonic() - began
+    done = sorted(x for per_thread in latencies for x in per_thread)
+    return {
+        "rps": round(sum(counts) / elapsed, 1),
+        "p99_ms": round(done[int(len(done) * 0.99)] * 1000, 2) if done else None,
+        "errors": sum(failures),
+    }
+
+
+def users_me_call(port: int, token: str):
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def call(state: dict) -> bool:
+        if "conn" not in state:
+            state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        state["conn"].request("GET", "/api/v1/users/me", headers=headers)
+        response = state["conn"].getresponse()
+        response.read()
+        return response.status == 200
+
+    return call
+
+
+def validate_token_call(port: int, token: str):
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = auth_pb2_grpc.AuthServiceStub(channel)
+    request = auth_pb2.ValidateTokenRequest(token=token)
+
+    def call(state: dict) -> bool:
+        return stub.ValidateToken(request, timeout=10).valid
+
+    return call
+
+
+def start(command: list[str], env: dict, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def main() -> int:
+    token, product_id = prepare()
+    ports = {name: free_port() for name in ("floor", "plain", "shipped", "grpc")}
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    env = {**os.environ, **ENV, "PYTHONPATH": str(ROOT), "GRPC_PORT": str(ports["grpc"])}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # Plain gunicorn runs outside the repository: it would read ./gunicorn.conf.py by default.
+    plain_dir = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    plain = ["-w", "2", "-k", "sync", "--log-level", "warning"]
+    servers = [
+        start([gunicorn, *plain, "-b", f"127.0.0.1:{ports['floor']}", "bench.floor_app:app"], env, plain_dir),
+        start([gunicorn, *plain, "-b", f"127.0.0.1:{ports['plain']}", "wsgi:app"], env, plain_dir),
+        start(
+            [gunicorn, "wsgi:app", "-c", "gunicorn.conf.py"],
+            {**env, "GUNICORN_BIND": f"127.0.0.1:{ports['shipped']}"},
+            ROOT,
+        ),
+        start([sys.executable, "grpc_server.py"], env, ROOT),
+    ]
+    auth = {"Authorization": f"Bearer {token}"}
+    list_path, detail_path, me_path = "/api/v1/products", f"/api/v1/products/{product_id}", "/api/v1/users/me"
+    cases = {
+        "floor": (ports["floor"], "/hello", None),
+        "products_list_hit": (ports["plain"], list_path, None),
+        "product_detail_hit": (ports["plain"], detail_path, None),
+        "users_me": (ports["plain"], me_path, auth),
+        "shipped_conf_products_list_hit": (ports["shipped"], list_path, None),
+        "shipped_conf_users_me": (ports["shipped"], me_path, auth),
+    }
+    clients = {
+        "grpc_validate_token": lambda: drive(
+            validate_token_call(ports["grpc"], token), SECONDS, CLIENT_THREADS
+        ),
+        "rest_users_me_same_client": lambda: drive(
+            users_me_call(ports["shipped"], token), SECONDS, CLIENT_THREADS
+        ),
+    }
+    for case, (port, path, headers) in cases.items():
+        clients[case] = lambda port=port, path=path, headers=headers: wrk(
+            f"http://127.0.0.1:{port}{path}", headers
+        )
+    # (case, base): run back to back, in turns (AB, then BA) so drift hits both alike.
+    pairs = [
+        ("products_list_hit", "floor"),
+        ("product_detail_hit", "floor"),
+        ("users_me", "floor"),
+        ("shipped_conf_products_list_hit", "products_list_hit"),
+        ("shipped_conf_users_me", "users_me"),
+        ("grpc_validate_token", "rest_users_me_same_client"),
+    ]
+    try:
+        wait_for(ports["floor"], "/hello")
+        for name in ("plain", "shipped"):
+            wait_for(ports[name], "/health")
+        wait_for_grpc(ports["grpc"])
+        for case, (port, path, headers) in cases.items():
+            status, response_headers, _ = get(port, path, headers)
+            if case != "floor":
+                status, response_headers, _ = get(port, path, headers)  # the second read is a HIT
+            assert status == 200, (case, status)
+            if path != me_path and case != "floor":
+                assert response_headers.get("X-Cache") == "HIT", (case, response_headers)
+        rounds: list[dict] = []
+        for number in range(ROUNDS):
+            measured = {}
+            for case, base in pairs:
+                order = (base, case) if number % 2 == 0 else (case, base)
+                figures = {name: clients[name]() for name in order}
+                measured[f"{case}/{base}"] = {
+                    **figures,
+                    "ratio": round(figures[case]["rps"] / figures[base]["rps"], 3),
+                }
+            rounds.append(measured)
+            print(
+                f"round {number + 1}: " + json.dumps({k: v["ratio"] for k, v in measured.items()}), flush=True
+            )
+    finally:
+        for server in servers:
+            os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
+            server.wait(timeout=30)
+
+    summary = {}
+    for case, base in pairs:
+        pair = f"{case}/{base}"
+        summary[pair] = {
+            "ratio": median([r[pair]["ratio"] for r in rounds]),
+            case: {key: median([r[pair][case][key] for r in rounds]) for key in ("rps", "p99_ms")},
+            base: {key: median([r[pair][base][key] for r in rounds]) for key in ("rps", "p99_ms")},
+        }
+    report = {
+        "benchmark": "hot paths over HTTP vs a floor (bench/floor_app.py), one run, medians over rounds",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "load": " ".join(WRK) + f" -d{SECONDS:g}s",
+            "rounds": ROUNDS,
+            "grpc_vs_rest_client": f"Python, {CLIENT_THREADS} threads, {SECONDS:g}s per side",
+            "servers": "floor and project: gunicorn -w 2 -k sync; shipped: gunicorn -c gunicorn.conf.py",
+            "app": "APP_ENV=production, PostgreSQL + Redis on loopback, rate limits off, LOG_LEVEL=WARNING",
+            "products": PRODUCTS,
+        },
+        "summary": summary,
+        "rounds": rounds,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
