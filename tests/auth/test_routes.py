@@ -232,10 +232,10 @@ def test_refresh_expired_token_is_401(client, app, user, log_in):
     assert client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"])).status_code == 200
 
 
-def test_refresh_by_the_oauth2_form_grant(client, user, login):
+def test_refresh_by_the_oauth2_form_grant(client, user, log_in):
     """As an OAuth2 client (authlib, requests-oauthlib) sends it: a form, client credentials in
     HTTP Basic; the old token is spent, and presenting it again ends the session."""
-    pair = login(user["email"], user["password"])
+    pair = log_in(user["email"], user["password"])
     form = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"], "client_id": "cli"}
     basic = {"Authorization": "Basic Y2xpOnNlY3JldA=="}  # cli:secret, ignored
 
@@ -272,8 +272,8 @@ def test_a_standard_oauth2_client_logs_in_and_refreshes(live_server, user):
     assert oauth.get(f"{live_server}/api/v1/users/me").status_code == 401  # reuse ended the session
 
 
-def test_the_refresh_form_never_takes_an_access_token(client, user, login):
-    pair = login(user["email"], user["password"])
+def test_the_refresh_form_never_takes_an_access_token(client, user, log_in):
+    pair = log_in(user["email"], user["password"])
     form = {"grant_type": "refresh_token", "refresh_token": pair["access_token"]}
     response = client.post(f"{API}/refresh", data=form)
     assert response.status_code == 401
@@ -290,8 +290,8 @@ def test_the_refresh_form_never_takes_an_access_token(client, user, login):
         ({"grant_type": "refresh_token", "refresh_token": "x", "extra": "1"}, "extra"),
     ],
 )
-def test_a_bad_refresh_form_is_422_and_spends_nothing(client, user, login, form, field):
-    pair = login(user["email"], user["password"])
+def test_a_bad_refresh_form_is_422_and_spends_nothing(client, user, log_in, form, field):
+    pair = log_in(user["email"], user["password"])
     response = client.post(f"{API}/refresh", data=form, headers=bearer(pair["refresh_token"]))
     assert response.status_code == 422
     assert field in response.get_json()["errors"]["form"]
