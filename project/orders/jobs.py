@@ -111,9 +111,9 @@ ON_ITS_WAY, FAILED, LOST = "on its way", "failed", "lost"
 
 def _job_fates(order_ids: list[int]) -> dict[int, str]:
     """What became of each order's reservation job (see requeue_lost_orders)."""
-    if not order_ids or not redis_client.enabled:
-        return {}
     connection = redis_client.client
+    if not order_ids or connection is None:
+        return {}
     queue = jobs.get_queue("stock")
     # RQ's own sweep of the running jobs: one whose worker died (past its timeout) is
     # retried (parked for its backoff) or, with no retry left, failed.
@@ -122,9 +122,12 @@ def _job_fates(order_ids: list[int]) -> dict[int, str]:
     found = Job.fetch_many(job_ids, connection=connection)
     queued: set[str] | None = None
     now = time.time()
-    fates = {}
+    fates: dict[int, str] = {}
     for order_id, job in zip(order_ids, found, strict=True):
-        status = job.get_status(refresh=False) if job is not None else None
+        if job is None:  # gone from Redis
+            fates[order_id] = LOST
+            continue
+        status = job.get_status(refresh=False)
         fate = LOST
         if status == JobStatus.FAILED:
             fate = FAILED
@@ -141,7 +144,7 @@ def _job_fates(order_ids: list[int]) -> dict[int, str]:
                 queued = set(queue.get_job_ids()) | set(queue.intermediate_queue.get_job_ids())
             if job.id in queued:
                 fate = ON_ITS_WAY
-        if fate == LOST and job is not None:
+        if fate == LOST:
             with contextlib.suppress(NoSuchJobError):
                 job.delete()  # its record would shadow the new job's registries
         fates[order_id] = fate
