@@ -37,6 +37,7 @@ lint: install  ## ruff, the import-graph check (feature order), mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/check_imports.py
+	$(BIN)/mypy
 
 fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES per operation)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import overload
 
 from dotenv import dotenv_values
 
@@ -17,6 +18,10 @@ DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
 DEV_JWT_SECRET_KEY = "dev-jwt-secret-key-change-me-0123456789abcdef"
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return default if value is None or value == "" else value

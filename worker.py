@@ -20,6 +20,7 @@ import socket
 import sys
 import time
 
+from flask import Flask
 from rq import SimpleWorker, worker_registration
 
 from project import create_app
@@ -41,11 +42,12 @@ class AppWorker(SimpleWorker):
     """Runs jobs in this process (no fork per job: no pooled DB connection shared across a
     fork, and no fork cost per job), each inside its own app context."""
 
-    flask_app = None
+    flask_app: Flask | None = None  # set by run_worker before the worker starts
     _heartbeat: heartbeats.Heartbeat | None = None
 
     def perform_job(self, job, queue):
         started = time.perf_counter()
+        assert self.flask_app is not None, "run_worker() sets the app"
         with self.flask_app.app_context():
             succeeded = super().perform_job(job, queue)
         record_job(job.func_name, queue.name, succeeded, time.perf_counter() - started)

@@ -44,9 +44,7 @@ target_db = current_app.extensions["migrate"].db
 
 
 def get_metadata():
-    if hasattr(target_db, "metadatas"):
-        return target_db.metadatas[None]
-    return target_db.metadata
+    return target_db.metadata  # the one (default-bind) metadata of Flask-SQLAlchemy 3
 
 
 def run_migrations_offline():

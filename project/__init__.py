@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from flask import Flask, Request
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -25,7 +26,8 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
     app.config.from_object(config)
     app.config.update(overrides or {})
-    app.json.sort_keys = False  # fields in the order the schemas declare them
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False  # fields in the order the schemas declare them
     app.session_interface = CookieSessionOnDemand()
     if app.config["APP_ENV"] == "production":
         check_production_config(app.config)
@@ -38,10 +40,11 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     register_observability(app)
     register_errorhandlers(app)
     register_commands(app)
-    app.wsgi_app = StripTrailingSlash(app.wsgi_app)
+    # Wrapping wsgi_app is Flask's documented way to add middleware; its typing forbids it.
+    app.wsgi_app = StripTrailingSlash(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXY_COUNT"]:
         hops = app.config["TRUSTED_PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 
@@ -51,7 +54,7 @@ def derive_settings(app: Flask) -> None:
 
     config = app.config
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
-    redis_url = config.get("REDIS_URL")
+    redis_url = config.get("REDIS_URL") or ""
     real_redis = bool(redis_url) and not redis_url.startswith("fakeredis://")
     config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=config["ACCESS_TOKEN_EXPIRE_MINUTES"])
     config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=config["REFRESH_TOKEN_EXPIRE_DAYS"])

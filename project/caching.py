@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from flask import Response, current_app, g, request
@@ -84,7 +84,7 @@ def namespace_version(namespace: str) -> int | None:
         if value is None:
             client.set(key, time.time_ns() // 1000, nx=True)
             value = client.get(key)
-        return int(value)
+        return int(value or 0)
     except Exception as exc:
         _failed(namespace, "version read", exc)
         return None
@@ -224,14 +224,14 @@ def _lookup(namespace: str, key: str, versioned: bool) -> tuple[int | None, byte
         if client is None:
             return (_local_versions().setdefault(namespace, 0) if versioned else 0), cache.get(key)
         if not versioned:
-            return 0, client.get(key)
+            return 0, cast("bytes | None", client.get(key))  # no decode_responses: bytes
         version, entry = client.mget(_version_key(namespace), key)
     except Exception as exc:
         _failed(namespace, "get", exc)
         return None, None
     if version is None:  # a new (or flushed) Redis: start the counter
         return namespace_version(namespace), None
-    return int(version), entry
+    return int(version), cast("bytes | None", entry)
 
 
 def _current(entry: bytes | None, version: int) -> tuple[str, bytes] | None:

@@ -6,8 +6,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import Connection, DateTime
+from sqlalchemy import ColumnElement, Connection, CursorResult, DateTime, Result
 from sqlalchemy.types import TypeDecorator
 
 from project.extensions import db
@@ -42,6 +43,7 @@ def autocommit_connection() -> Iterator[Connection]:
     driver's own `autocommit` flag is client-side.)"""
     with db.engine.connect() as connection:
         dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None  # a checked-out connection always has one
         dbapi_connection.autocommit = True
         try:
             yield connection
@@ -58,3 +60,15 @@ def register_sqlite_functions(dbapi_connection: sqlite3.Connection) -> None:
     """SQLite's built-in lower() folds ASCII only; `unicode_lower` folds the rest too, as
     PostgreSQL's lower() does (Ä/ä, É/é, Ж/ж), so both databases match the same rows."""
     dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
+
+
+def contains(expression: ColumnElement[Any], text: str) -> ColumnElement[bool]:
+    """`expression` (already lower-cased) contains `text`, case-insensitively: a LIKE with
+    its wildcards escaped, so `%` and `_` in the text match themselves."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return expression.like(f"%{escaped}%", escape="\\")
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (its result is a CursorResult; the typing says Result)."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -126,7 +126,9 @@ def register_error_handlers(app: Flask) -> None:
         # flask-smorest's abort() and webargs put field errors in exc.data.
         data = getattr(exc, "data", None) or {}
         errors = data.get("messages") or data.get("errors")
-        message = data.get("message") or (errors and FIELD_ERROR_MESSAGES.get(exc.code)) or exc.description
+        message = (
+            data.get("message") or (errors and FIELD_ERROR_MESSAGES.get(exc.code or 500)) or exc.description
+        )
         headers = dict(data.get("headers") or {})
         if exc.code == 405 and exc.response is None:
             headers.update({k: v for k, v in exc.get_headers() if k == "Allow"})

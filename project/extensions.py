@@ -1,5 +1,7 @@
 """The unbound extension objects; `create_app()` binds them to an app."""
 
+from typing import TYPE_CHECKING
+
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -28,6 +30,12 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# The models' base class. db.Model is Base plus Flask-SQLAlchemy's mixins, built at run time;
+# a type checker cannot see it, so it is told the base it is.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 jwt = JWTManager()
 cache = Cache()

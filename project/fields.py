@@ -28,7 +28,7 @@ class Money(fields.Decimal):
             raise ValidationError("Must not be negative.")
         if amount >= MAX_AMOUNT:  # before quantize(): a huge value would overflow its precision
             raise ValidationError(f"Must be less than {MAX_AMOUNT}.")
-        if amount.normalize().as_tuple().exponent < -2:
+        if int(amount.normalize().as_tuple().exponent) < -2:  # finite: an int, never n/N/F
             raise ValidationError("At most two decimal places.")
         return amount.quantize(Decimal("0.01"))
 

@@ -138,6 +138,7 @@ def check_request_input() -> None:
 def register_input_checks(app: Flask) -> None:
     app.request_class = AppRequest
     provider = JSONProvider(app)
-    provider.sort_keys = app.json.sort_keys  # keep what create_app chose (the schemas' order)
+    if isinstance(app.json, DefaultJSONProvider):
+        provider.sort_keys = app.json.sort_keys  # keep what create_app chose (the schemas' order)
     app.json = provider
     app.before_request(check_request_input)

@@ -26,7 +26,7 @@ QUEUE_NAMES = ("email", "stock", "sync", "cleanup")
 @dataclass(frozen=True)
 class EnqueuedJob:
     id: str
-    inline: bool
+    inline: bool  # ran in this process already (no Redis): its effects are committed
 
 
 def get_queue(name: str) -> Queue:
@@ -35,10 +35,6 @@ def get_queue(name: str) -> Queue:
     if not redis_client.enabled:
         raise RuntimeError("no Redis configured")
     return Queue(name, connection=redis_client.client)
-
-
-def all_queues() -> list[Queue]:
-    return [get_queue(name) for name in QUEUE_NAMES]
 
 
 def enqueue(

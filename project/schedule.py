@@ -2,7 +2,8 @@
 that runs them and every retry a job asks for.
 
 Each job has a stable id, so registering again (a scheduler restart, a second scheduler)
-replaces the earlier registration instead of adding a duplicate.
+replaces the earlier registration instead of adding a duplicate; a job whose id carries our
+prefix but is no longer listed here is removed from the scheduler at registration.
 
 Retries: a job enqueued with `Retry(interval=...)` that fails is parked in RQ's own
 `ScheduledJobRegistry` of its queue, which rq-scheduler does not read. The scheduler process
@@ -24,6 +25,8 @@ from project.jobs import QUEUE_NAMES
 
 log = logging.getLogger(__name__)
 
+ID_PREFIX = "periodic-"  # every periodic job's id; other scheduled jobs are not ours to touch
+
 
 @dataclass(frozen=True)
 class PeriodicJob:
@@ -33,6 +36,10 @@ class PeriodicJob:
     interval_config: str | None = None  # config key holding the interval
     interval_unit_seconds: int = 60
     interval_seconds: int | None = None  # fixed interval, when not configurable
+
+    def __post_init__(self) -> None:
+        if not self.id.startswith(ID_PREFIX):
+            raise ValueError(f"periodic job ids start with {ID_PREFIX!r}: {self.id!r}")
 
     def interval(self, app: Flask) -> int:
         if self.interval_seconds is not None:
@@ -150,11 +157,17 @@ def _schedule(app: Flask, scheduler: Scheduler, job: PeriodicJob) -> None:
 
 
 def register_periodic_jobs(app: Flask, scheduler: Scheduler) -> list[str]:
-    """(Re-)register every periodic job under its stable id; returns the ids."""
+    """(Re-)register every periodic job under its stable id; returns the ids.
+
+    Periodic jobs no longer listed (removed or renamed in a release) are cancelled too, or
+    they would keep firing forever.
+    """
     wanted = {job.id for job in PERIODIC_JOBS}
     for existing in scheduler.get_jobs():
-        if existing.id in wanted:
+        if existing.id.startswith(ID_PREFIX):
             scheduler.cancel(existing)
+            if existing.id not in wanted:
+                log.info("removed %s: no longer a periodic job", existing.id)
     for job in PERIODIC_JOBS:
         _schedule(app, scheduler, job)
     return [job.id for job in PERIODIC_JOBS]

@@ -16,9 +16,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -31,10 +28,8 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from project import create_app  # noqa: E402
 from project.extensions import db, redis_client  # noqa: E402
+from tests.helpers import MIGRATIONS, ROOT, STRONG_PASSWORD, login  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = str(ROOT / "migrations")
-STRONG_PASSWORD = "Str0ng!Passw0rd"
 ON_POSTGRES = os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql")
 ON_REAL_REDIS = os.environ.get("TEST_REDIS_URL", "").startswith("redis")
 
@@ -162,6 +157,51 @@ def auth_headers(app):
 
 
 @pytest.fixture
+def make_product(app):
+    """`make_product(**fields, deleted=False)`: a product written by the catalogue service (so
+    the product cache is invalidated as on any write); returns it as the API shows it."""
+    from decimal import Decimal
+
+    from project.products import service
+    from project.products.schemas import ProductSchema
+
+    counter = itertools.count(1)
+
+    def make(deleted: bool = False, **fields) -> dict:
+        n = next(counter)
+        data = {
+            "sku": f"SKU-{n:04d}",
+            "name": f"Product {n}",
+            "description": "",
+            "price": "9.99",
+            "stock": 10,
+        }
+        data.update(fields)
+        data["price"] = Decimal(str(data["price"]))
+        with app.app_context():
+            product = service.create_product(data)
+            if deleted:
+                service.delete_product(product["id"])
+            return ProductSchema().dump(product)
+
+    return make
+
+
+@pytest.fixture
+def log_in(client):
+    """`log_in(user)` (a `make_user` dict) or `log_in(email_or_username, password)`: logs in
+    through the API and returns the token pair (asserts a 200)."""
+
+    def do(user_or_identifier: dict | str, password: str | None = None) -> dict:
+        if isinstance(user_or_identifier, dict):
+            user_or_identifier, password = user_or_identifier["email"], user_or_identifier["password"]
+        assert password is not None
+        return login(client, user_or_identifier, password)
+
+    return do
+
+
+@pytest.fixture
 def admin(make_user):
     return make_user("admin")
 
@@ -207,17 +247,6 @@ def redis_down(app):
     pool.get_connection = refuse
     yield
     pool.get_connection = original
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "the condition") -> object:
-    """Poll `condition` until it returns something truthy (returned); fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -7,16 +7,7 @@ from alembic.migration import MigrationContext
 from config import check_production_config
 from project import create_app
 from project.extensions import db
-
-
-def assert_error_shape(response, code):
-    assert response.status_code == code
-    assert response.is_json, response.data[:200]
-    body = response.get_json()
-    assert body["code"] == code
-    assert isinstance(body["status"], str) and body["status"]
-    assert isinstance(body["message"], str) and body["message"]
-    return body
+from tests.helpers import assert_error
 
 
 def test_liveness(client):
@@ -26,11 +17,11 @@ def test_liveness(client):
 
 
 def test_unknown_path_is_json_404(client):
-    assert_error_shape(client.get("/nope"), 404)
+    assert_error(client.get("/nope"), 404)
 
 
 def test_wrong_method_is_json_405(client):
-    body = assert_error_shape(client.delete("/health"), 405)
+    body = assert_error(client.delete("/health"), 405)
     assert body["status"] == "Method Not Allowed"
 
 
@@ -81,7 +72,7 @@ def test_migrations_match_the_models(app):
 )
 def test_money_query_values_out_of_range_are_a_422(client, price, message):
     response = client.get("/api/v1/products", query_string={"min_price": price})
-    body = assert_error_shape(response, 422)
+    body = assert_error(response, 422)
     assert message in body["errors"]["query"]["min_price"][0]
 
 
@@ -96,14 +87,14 @@ def test_malformed_json_is_a_400_in_the_error_shape(client, user_headers):
     response = client.post(
         "/api/v1/projects", data="{bad", content_type="application/json", headers=user_headers
     )
-    body = assert_error_shape(response, 400)
+    body = assert_error(response, 400)
     assert body["errors"] == {"json": ["Invalid JSON body."]}
     assert "malformed" in body["message"]
 
 
 def test_validation_errors_name_the_field(client, user_headers):
     response = client.post("/api/v1/projects", json={"name": "x", "bogus": 1}, headers=user_headers)
-    body = assert_error_shape(response, 422)
+    body = assert_error(response, 422)
     assert body["errors"]["json"]["bogus"] == ["Unknown field."]
 
 
@@ -147,21 +138,21 @@ def test_without_trusted_proxies_forwarded_for_is_ignored(app):
 def test_nul_characters_are_a_422_everywhere(client, method, path, kwargs):
     """PostgreSQL text cannot hold U+0000: every input is refused before it reaches a query."""
     response = getattr(client, method)(path, **kwargs)
-    body = assert_error_shape(response, 422)
+    body = assert_error(response, 422)
     assert "NUL" in body["message"]
     assert response.headers.get("X-Request-ID")
 
 
 def test_nul_in_a_path_segment_is_a_422(client, user_headers):
     response = client.delete("/api/v1/auth/sessions/abc%00def", headers=user_headers)
-    assert_error_shape(response, 422)
+    assert_error(response, 422)
 
 
 @pytest.mark.parametrize("page", ["0", "-1", "10000001", "930109325180979363056427032490541056"])
 def test_pages_out_of_range_are_a_422_on_every_list(client, admin_headers, page):
     for path in ("/api/v1/products", "/api/v1/users", "/api/v1/orders", "/api/v1/projects"):
         response = client.get(path, query_string={"page": page}, headers=admin_headers)
-        body = assert_error_shape(response, 422)
+        body = assert_error(response, 422)
         assert "page" in body["errors"]["query"], path
 
 

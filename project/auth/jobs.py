@@ -19,10 +19,10 @@ from project.users.models import User
 log = logging.getLogger(__name__)
 
 
-def _enqueue_email(func, user_id: int, *args) -> EnqueuedJob | None:
+def _enqueue_email(func, *args) -> EnqueuedJob | None:
     """One retry per EMAIL_RETRY_BACKOFF entry (seconds), run by the scheduler at its time."""
     backoff = tuple(current_app.config["EMAIL_RETRY_BACKOFF"])
-    return enqueue("email", func, user_id, *args, retries=len(backoff), backoff=backoff)
+    return enqueue("email", func, *args, retries=len(backoff), backoff=backoff)
 
 
 def _link(path: str, token: str) -> str:

@@ -8,10 +8,10 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from project.database import UTCDateTime, utcnow
-from project.extensions import db
+from project.extensions import Model
 
 
-class AuthSession(db.Model):
+class AuthSession(Model):
     """One login, followed through its refresh rotations.
 
     Every token carries the session id (`sid` claim); a token is live only while its session
@@ -31,7 +31,7 @@ class AuthSession(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
 
 
-class UserToken(db.Model):
+class UserToken(Model):
     """A single-use emailed token (email verification, password reset), stored hashed."""
 
     __tablename__ = "user_tokens"
@@ -45,7 +45,7 @@ class UserToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class LoginFailure(db.Model):
+class LoginFailure(Model):
     """One failed login, keyed by the login name tried (existing account or not) and the IP."""
 
     __tablename__ = "login_failures"

@@ -12,7 +12,7 @@ from project.auth.jobs import queue_password_reset_email, queue_verification_ema
 from project.auth.models import AuthSession, LoginFailure
 from project.auth.sessions import decode, revoke_sessions, rotate_refresh_token, start_session
 from project.auth.tokens import RESET, VERIFY, consume_token, retire_tokens
-from project.database import utcnow
+from project.database import rowcount, utcnow
 from project.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from project.extensions import db
 from project.pagination import paginate
@@ -119,9 +119,9 @@ def refresh(refresh_token: str) -> dict:
 
 def prune_login_failures(older_than: timedelta = timedelta(days=1)) -> int:
     """Drop failed logins older than `older_than` (the lockout looks back minutes); returns the count."""
-    count = db.session.execute(
-        delete(LoginFailure).where(LoginFailure.failed_at < utcnow() - older_than)
-    ).rowcount
+    count = rowcount(
+        db.session.execute(delete(LoginFailure).where(LoginFailure.failed_at < utcnow() - older_than))
+    )
     db.session.commit()
     return int(count)
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 
 from project.auth.models import AuthSession
-from project.database import autocommit_connection, utcnow
+from project.database import autocommit_connection, rowcount, utcnow
 from project.errors import Unauthorized
 from project.extensions import db
 from project.guard import Actor
@@ -175,16 +175,18 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
     session_id = claims["sid"]
     new_jti = str(uuid.uuid4())
     now = utcnow()
-    swapped = db.session.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.id == session_id,
-            AuthSession.refresh_jti == claims["jti"],
-            AuthSession.revoked_at.is_(None),
+    swapped = rowcount(
+        db.session.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == session_id,
+                AuthSession.refresh_jti == claims["jti"],
+                AuthSession.revoked_at.is_(None),
+            )
+            .values(refresh_jti=new_jti, last_used_at=now, expires_at=now + _refresh_expires())
+            .execution_options(synchronize_session=False)
         )
-        .values(refresh_jti=new_jti, last_used_at=now, expires_at=now + _refresh_expires())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not swapped:
         revoke_sessions(session_ids=[session_id])
         return None
@@ -203,4 +205,4 @@ def revoke_sessions(
     if keep is not None:
         stmt = stmt.where(AuthSession.id != keep)
     result = db.session.execute(stmt.values(revoked_at=utcnow()).execution_options(synchronize_session=False))
-    return int(result.rowcount)
+    return rowcount(result)

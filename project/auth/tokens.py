@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from project.auth.models import UserToken
-from project.database import utcnow
+from project.database import rowcount, utcnow
 from project.extensions import db
 
 VERIFY = "verify"
@@ -63,17 +63,19 @@ def consume_token(token: str, purpose: str) -> int | None:
         return None
     digest = _digest(token)
     now = utcnow()
-    spent = db.session.execute(
-        update(UserToken)
-        .where(
-            UserToken.token_hash == digest,
-            UserToken.purpose == purpose,
-            UserToken.used_at.is_(None),
-            UserToken.expires_at > now,
+    spent = rowcount(
+        db.session.execute(
+            update(UserToken)
+            .where(
+                UserToken.token_hash == digest,
+                UserToken.purpose == purpose,
+                UserToken.used_at.is_(None),
+                UserToken.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
         )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if not spent:
         return None
     return db.session.scalar(select(UserToken.user_id).where(UserToken.token_hash == digest))

@@ -59,7 +59,7 @@ def register_dashboard(app: Flask) -> bool:
     app.config["RQ_DASHBOARD_REDIS_URL"] = (app.config["REDIS_URL"],)
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
     app.config.setdefault("RQ_DASHBOARD_DELETE_JOBS", False)
-    app.redis_conn = connection
+    app.redis_conn = connection  # type: ignore[attr-defined]  # where rq-dashboard looks
     # The blueprint object is shared by every app in the process, so the auth check lives on
     # this app (an app-level hook runs before the blueprint's own connection hook).
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)

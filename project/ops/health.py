@@ -77,8 +77,11 @@ def check_queues() -> dict:
 
 def check_workers() -> dict:
     """Live workers: those that beat within their TTL (project/ops/heartbeats.py)."""
+    client = redis_client.client
+    if client is None:
+        return {"status": DISABLED, "detail": EMBEDDED}
     try:
-        count = len(live_workers(redis_client.client))
+        count = len(live_workers(client))
     except REDIS_ERRORS as exc:
         return {"status": DOWN, "error": f"redis unreachable ({exc.__class__.__name__})"}
     return {"status": OK if count else DOWN, "count": count}
@@ -86,6 +89,8 @@ def check_workers() -> dict:
 
 def check_scheduler() -> dict:
     client = redis_client.client
+    if client is None:
+        return {"status": DISABLED, "detail": EMBEDDED}
     try:
         alive = client.exists(SCHEDULER_ALIVE_KEY) > 0
         scheduled = client.zcard(SCHEDULED_JOBS_KEY)

@@ -95,7 +95,7 @@ def build_handler(log_format: str, stream=None, redact_secrets: bool = False) ->
         formatter = RedactingFormatter(formatter)
     handler.setFormatter(formatter)
     handler.addFilter(RequestIdFilter())
-    handler._app_handler = True  # ours: replaced, not stacked, when another app is created
+    handler._app_handler = True  # type: ignore[attr-defined]  # ours: replaced, not stacked, per app
     return handler
 
 

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
+from typing import cast
 
 from flask import current_app
 
@@ -178,5 +179,7 @@ def _drain_on_its_way() -> bool:
     if any(job_id.startswith(DRAIN_JOB_PREFIX) for job_id in live):
         return True
     overdue = time.time() - OVERDUE_SECONDS
-    scheduled = queue.connection.zrangebyscore(queue.scheduled_job_registry.key, overdue, "+inf")
-    return any(job_id.decode().startswith(DRAIN_JOB_PREFIX) for job_id in scheduled)
+    scheduled = cast(
+        list[bytes], queue.connection.zrangebyscore(queue.scheduled_job_registry.key, overdue, "+inf")
+    )
+    return any(job_id.startswith(DRAIN_JOB_PREFIX.encode()) for job_id in scheduled)

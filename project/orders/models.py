@@ -7,12 +7,12 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, Str
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from project.database import UTCDateTime, utcnow
-from project.extensions import db
+from project.extensions import Model
 
 ORDER_STATUSES = ("pending", "reserved", "failed", "paid", "cancelled")
 
 
-class Order(db.Model):
+class Order(Model):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_orders_user_id_idempotency_key"),
@@ -36,7 +36,7 @@ class Order(db.Model):
     )
 
 
-class OrderItem(db.Model):
+class OrderItem(Model):
     __tablename__ = "order_items"
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
 

@@ -21,7 +21,6 @@ from project.orders.jobs import request_drain
 from project.orders.models import Order, OrderItem
 from project.pagination import paginate
 from project.products.models import Product
-from project.routing import DB_ID_MAX
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def create_order(user_id: int, items: list[dict], idempotency_key: str | None = 
     if drain == "down":
         log.warning("order %s stored, its reservation not queued (Redis down)", order.id)
     elif drain == "inline":  # reserved (or failed) in this request already
-        return db.session.get(Order, order.id)
+        return db.session.get_one(Order, order.id)
     return order
 
 
@@ -110,7 +109,7 @@ def _current_prices(product_ids: list[int]) -> dict[int, Decimal]:
 
 def get_order(order_id: int, viewer: Actor) -> Order:
     """The order if the viewer owns it or is an admin; otherwise 404 (no existence leak)."""
-    order = db.session.get(Order, order_id) if 0 < order_id <= DB_ID_MAX else None
+    order = db.session.get(Order, order_id)
     if order is None or not (viewer.is_admin or order.user_id == viewer.id):
         raise NotFound("Order not found.")
     return order

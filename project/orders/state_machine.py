@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import joinedload
 
-from project.database import utcnow
+from project.database import rowcount, utcnow
 from project.errors import Conflict
 from project.extensions import db
 from project.orders.models import Order, OrderItem
@@ -55,7 +55,7 @@ def _move(order_id: int, from_statuses: Iterable[str], to_status: str, **values)
         .values(status=to_status, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def _by_product(items: Iterable[OrderItem]) -> list[OrderItem]:
@@ -73,7 +73,7 @@ def _take(item: OrderItem) -> bool:
         .values(stock=Product.stock - item.quantity, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def _give_back(item: OrderItem) -> None:
@@ -171,7 +171,7 @@ def cancel(order_id: int, allowed: tuple[str, ...] = ("pending", "reserved"), re
     db.session.commit()
     if previous == "reserved":
         invalidate_product_cache()
-    return db.session.get(Order, order_id, populate_existing=True)
+    return db.session.get_one(Order, order_id, populate_existing=True)
 
 
 def pay(order_id: int) -> Order:
@@ -184,7 +184,7 @@ def pay(order_id: int) -> Order:
         db.session.rollback()
         raise Conflict("The order changed meanwhile and cannot be paid.")
     db.session.commit()
-    return db.session.get(Order, order_id, populate_existing=True)
+    return db.session.get_one(Order, order_id, populate_existing=True)
 
 
 def expire_older_than(ttl_minutes: int, now: datetime | None = None) -> int:

@@ -33,7 +33,7 @@ class Posts(MethodView):
         return answer(service.list_posts(**args))
 
 
-@blp.route("/<int:post_id>")
+@blp.route("/<dbint:post_id>")
 class PostItem(MethodView):
     @blp.doc(operationId="getPost")
     @cached("detail")

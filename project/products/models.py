@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, String, Text, func, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from project.database import UTCDateTime, utcnow
-from project.extensions import db
+from project.extensions import Model
 
 # Lists only ever read live rows, so every list index is partial: deleted rows cost nothing.
 LIVE = text("deleted_at IS NULL")
@@ -39,7 +40,7 @@ def _trigram_index(name: str, expression) -> Index:
     return index.ddl_if(dialect="postgresql")
 
 
-class Product(db.Model):
+class Product(Model):
     __tablename__ = "products"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -77,7 +78,7 @@ class Product(db.Model):
     )
 
 
-def folded(expression: ColumnElement[str], dialect: str) -> ColumnElement[str]:
+def folded(expression: ColumnElement[Any] | InstrumentedAttribute[Any], dialect: str) -> ColumnElement[str]:
     """`expression` lower-cased in the database: PostgreSQL's lower() folds every letter;
     SQLite's folds ASCII only, so there `unicode_lower` (project.database) does it."""
     return func.lower(expression) if dialect == "postgresql" else func.unicode_lower(expression)
@@ -97,7 +98,7 @@ def search_document(dialect: str = "postgresql") -> ColumnElement[str]:
     )
 
 
-class ProductCount(db.Model):
+class ProductCount(Model):
     """The exact number of live products, kept by database triggers (migration
     0003_catalogue), so the unfiltered list's `total` never counts a million rows."""
 
@@ -110,7 +111,7 @@ class ProductCount(db.Model):
 SYNC_STATUSES = ("running", "succeeded", "failed")
 
 
-class SyncRun(db.Model):
+class SyncRun(Model):
     """One run of the upstream catalogue sync (`/products/sync/status`)."""
 
     __tablename__ = "sync_runs"

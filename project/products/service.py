@@ -11,13 +11,12 @@ from sqlalchemy import Select, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from project.caching import bump, cached
-from project.database import utcnow
+from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
 from project.pagination import envelope
 from project.products.models import Product, ProductCount, folded, search_document
 from project.products.schemas import MAX_STOCK
-from project.routing import DB_ID_MAX
 
 NAMESPACE = "products"
 FIELDS = (
@@ -43,11 +42,6 @@ SORT_COLUMNS = {
 def as_dict(product: Product) -> dict[str, Any]:
     """Plain values (cacheable, picklable); the route's schema turns them into JSON."""
     return {name: getattr(product, name) for name in FIELDS}
-
-
-def contains_pattern(text: str) -> str:
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _ttl() -> int:
@@ -145,7 +139,7 @@ def list_products(
     dialect = _dialect()
     stmt = _live()
     if name:
-        stmt = stmt.where(folded(Product.name, dialect).like(contains_pattern(name), escape="\\"))
+        stmt = stmt.where(contains(folded(Product.name, dialect), name))
     if category:
         stmt = stmt.where(folded(Product.category, dialect) == category.lower())
     if min_price is not None:
@@ -163,12 +157,12 @@ def list_products(
 
 def search_products(q: str, page: int, per_page: int) -> dict:
     term = q.strip().lower()
-    stmt = _live().where(search_document(_dialect()).like(contains_pattern(term), escape="\\"))
+    stmt = _live().where(contains(search_document(_dialect()), term))
     return _search_page(stmt, page, per_page, term)
 
 
 def _get_live(product_id: int) -> Product:
-    product = db.session.get(Product, product_id) if 0 < product_id <= DB_ID_MAX else None
+    product = db.session.get(Product, product_id)
     if product is None or product.deleted_at is not None:
         raise NotFound("Product not found.")
     return product
@@ -203,12 +197,12 @@ def create_product(data: dict[str, Any]) -> dict[str, Any]:
     return _commit_product(product)
 
 
-def update_product(product_id: int, data: dict[str, Any]) -> dict[str, Any]:
+def update_product(product_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """PUT passes every field (defaults filled in), PATCH only the given ones."""
     product = _get_live(product_id)
-    if "sku" in data and _sku_taken(data["sku"], other_than=product.id):
+    if "sku" in changes and _sku_taken(changes["sku"], other_than=product.id):
         raise Conflict("A product with this SKU already exists.")
-    for name, value in data.items():
+    for name, value in changes.items():
         setattr(product, name, value)
     product.updated_at = utcnow()
     return _commit_product(product)
@@ -229,7 +223,7 @@ def invalidate_cache() -> None:
 def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
     """One conditional UPDATE: concurrent deltas never lose an update nor go below zero."""
     new_stock = Product.stock + delta
-    changed = (
+    changed = rowcount(
         db.session.execute(
             update(Product)
             .where(
@@ -237,9 +231,7 @@ def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
             )
             .values(stock=new_stock, updated_at=utcnow())
             .execution_options(synchronize_session=False)
-        ).rowcount
-        if 0 < product_id <= DB_ID_MAX
-        else 0
+        )
     )
     if not changed:
         db.session.rollback()

@@ -177,7 +177,7 @@ def run_sync(job_id: str, progress: Progress | None = None) -> SyncRun | None:
     except Exception as exc:
         db.session.rollback()
         log.warning("products sync %s failed: %s", job_id, exc)
-        run = db.session.get(SyncRun, run_id)
+        run = db.session.get_one(SyncRun, run_id)  # committed by _start_run
         run.status = "failed"
         run.created = run.updated = 0
         run.error = (str(exc) or exc.__class__.__name__)[:2000]

@@ -42,16 +42,22 @@ class CatalogueProvider(Protocol):
         ...
 
 
-def _text(value: Any, field: str, max_length: int, required: bool = True) -> str | None:
+def _optional_text(value: Any, field: str, max_length: int) -> str | None:
+    """The text, or None when it is absent or blank."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise ValueError(f"{field} is missing")
         return None
     if not isinstance(value, str):
         raise ValueError(f"{field} is not a string")
     if len(value) > max_length:
         raise ValueError(f"{field} is longer than {max_length} characters")
     return value
+
+
+def _text(value: Any, field: str, max_length: int) -> str:
+    text = _optional_text(value, field, max_length)
+    if text is None:
+        raise ValueError(f"{field} is missing")
+    return text
 
 
 class DummyJSONProvider:
@@ -85,7 +91,8 @@ class DummyJSONProvider:
         while True:
             body = self._get(skip)
             rows = [row for row in body["products"] if isinstance(row, dict)]
-            total = body.get("total") if isinstance(body.get("total"), int) else skip + len(rows)
+            reported = body.get("total")
+            total = reported if isinstance(reported, int) else skip + len(rows)
             yield UpstreamPage(rows, total)
             skip += len(body["products"])
             if not body["products"] or skip >= total:
@@ -112,12 +119,12 @@ class DummyJSONProvider:
             raise ValueError("stock is not a whole number in range")
         return UpstreamProduct(
             external_id=external_id,
-            sku=_text(row.get("sku"), "sku", 64, required=False) or f"EXT-{external_id}",
+            sku=_optional_text(row.get("sku"), "sku", 64) or f"EXT-{external_id}",
             name=_text(row.get("title"), "title", 255),
-            description=_text(row.get("description"), "description", 10_000, required=False) or "",
+            description=_optional_text(row.get("description"), "description", 10_000) or "",
             price=price,
             stock=stock,
-            category=_text(row.get("category"), "category", 100, required=False),
+            category=_optional_text(row.get("category"), "category", 100),
         )
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import Column, Date, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from project.database import UTCDateTime, utcnow
-from project.extensions import db
+from project.extensions import Model, db
 
 TASK_STATUSES = ("todo", "in_progress", "done")
 
@@ -18,7 +18,7 @@ project_members = Table(
 )
 
 
-class Project(db.Model):
+class Project(Model):
     __tablename__ = "projects"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -38,7 +38,7 @@ class Project(db.Model):
         return [member.id for member in self.members]
 
 
-class Task(db.Model):
+class Task(Model):
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(primary_key=True)

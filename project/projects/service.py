@@ -11,6 +11,7 @@ owner and members can be assignees.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -93,7 +94,7 @@ def get_project(actor: Actor, project_id: int) -> Project:
     return _project_for(actor, project_id)
 
 
-def update_project(actor: Actor, project_id: int, changes: dict) -> Project:
+def update_project(actor: Actor, project_id: int, changes: dict[str, Any]) -> Project:
     """Apply `name` and/or `description`; an empty `changes` leaves the project as it is."""
     project = _project_for(actor, project_id, manage=True)
     if "name" in changes:
@@ -201,7 +202,7 @@ def get_task(actor: Actor, project_id: int, task_id: int) -> Task:
     return _task_for(actor, project_id, task_id)[1]
 
 
-def update_task(actor: Actor, project_id: int, task_id: int, changes: dict) -> Task:
+def update_task(actor: Actor, project_id: int, task_id: int, changes: dict[str, Any]) -> Task:
     """Apply any of title, description, status (free among the three), assignee_id, due_date."""
     project, task = _task_for(actor, project_id, task_id, lock=changes.get("assignee_id") is not None)
     if "assignee_id" in changes:

@@ -7,7 +7,7 @@ from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from project.database import UTCDateTime, utcnow
-from project.extensions import db
+from project.extensions import Model
 from project.guard import Role
 
 IDENTITY_MAX = 255
@@ -19,7 +19,7 @@ def normal_form(value: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).strip().casefold())
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -31,7 +31,7 @@ class Me(MethodView):
         """Update my username, email (then unverified; a new link is sent) or password
         (needs current_password; ends every other session)."""
 
-        return service.update_me(current_actor(), **data)
+        return service.update_me(current_actor(), data)
 
 
 @blp.route("")
@@ -62,7 +62,7 @@ class UserById(MethodView):
     @blp.errors((404, "No such user."), (409, "Email or username taken, or the last active admin."))
     def patch(self, data, user_id: int):
         """Update a user (admin): email, username, is_active, is_verified."""
-        return service.admin_update_user(user_id, **data)
+        return service.admin_update_user(user_id, data)
 
     @blp.doc(operationId="deleteUser")
     @auth_required(Role.ADMIN)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from project.database import utcnow
+from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, Forbidden, NotFound, field_error
 from project.extensions import db
 from project.guard import Actor, Role
 from project.pagination import paginate
 from project.passwords import check_password_policy, hash_password, verify_password
-from project.routing import DB_ID_MAX
 from project.users.hooks import account_hooks
 from project.users.models import User, normal_form
 
@@ -25,7 +25,7 @@ def normalize_email(email: str) -> str:
 
 
 def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id) if 0 < user_id <= DB_ID_MAX else None
+    user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("User not found.")
     return user
@@ -104,17 +104,13 @@ def _check_current_password(user: User, current_password: str | None, change: st
         raise Forbidden("The current password is wrong.")
 
 
-def update_me(
-    actor: Actor,
-    *,
-    username: str | None = None,
-    email: str | None = None,
-    password: str | None = None,
-    current_password: str | None = None,
-) -> User:
-    """Profile update. Changing the password or the email needs the current password (a stolen
-    access token alone cannot take the account); a new password ends every other session; a
-    new email is unverified until its link is opened, and the old address is told."""
+def update_me(actor: Actor, changes: dict[str, Any]) -> User:
+    """Profile update (username, email, password with current_password). Changing the password
+    or the email needs the current password (a stolen access token alone cannot take the
+    account); a new password ends every other session in the same commit; a new email is
+    unverified until its link is opened, and the old address is told."""
+    username, email = changes.get("username"), changes.get("email")
+    password, current_password = changes.get("password"), changes.get("current_password")
     user = get_user(actor.id)
     email_changes = email is not None and normalize_email(email) != user.email
     if password is not None:
@@ -142,13 +138,7 @@ def list_users(
 ) -> dict:
     stmt = select(User).order_by(User.id)
     if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            or_(
-                func.lower(User.email).like(pattern, escape="\\"),
-                func.lower(User.username).like(pattern, escape="\\"),
-            )
-        )
+        stmt = stmt.where(or_(contains(func.lower(User.email), q), contains(func.lower(User.username), q)))
     if role is not None:
         stmt = stmt.where(User.role == role)
     if is_active is not None:
@@ -174,14 +164,10 @@ def _guard_last_admin(user: User, action: str) -> None:
         raise Conflict(f"Cannot {action} the last active admin.")
 
 
-def admin_update_user(
-    user_id: int,
-    *,
-    username: str | None = None,
-    email: str | None = None,
-    is_active: bool | None = None,
-    is_verified: bool | None = None,
-) -> User:
+def admin_update_user(user_id: int, changes: dict[str, Any]) -> User:
+    """Admin update of username, email, is_active, is_verified; deactivating ends every session."""
+    username, email = changes.get("username"), changes.get("email")
+    is_active, is_verified = changes.get("is_active"), changes.get("is_verified")
     user = get_user(user_id)
     if is_active is False:
         _guard_last_admin(user, "deactivate")
@@ -215,11 +201,11 @@ def set_role(user_id: int, role: str) -> User:
 
 def deactivate_user(user_id: int) -> User:
     """Deactivate and end every session at once (its access and refresh tokens are 401)."""
-    return admin_update_user(user_id, is_active=False)
+    return admin_update_user(user_id, {"is_active": False})
 
 
 def activate_user(user_id: int) -> User:
-    return admin_update_user(user_id, is_active=True)
+    return admin_update_user(user_id, {"is_active": True})
 
 
 def delete_user(user_id: int) -> None:
@@ -233,14 +219,16 @@ def delete_user(user_id: int) -> None:
 def delete_unverified(ttl_hours: int) -> int:
     """Delete non-admin accounts still unverified `ttl_hours` after sign-up; returns the count."""
     now = utcnow()
-    count = db.session.execute(
-        delete(User)
-        .where(
-            User.is_verified.is_(False),
-            User.role != Role.ADMIN,
-            User.created_at < now - timedelta(hours=ttl_hours),
+    count = rowcount(
+        db.session.execute(
+            delete(User)
+            .where(
+                User.is_verified.is_(False),
+                User.role != Role.ADMIN,
+                User.created_at < now - timedelta(hours=ttl_hours),
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     return count

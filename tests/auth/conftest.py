@@ -1,17 +1,15 @@
-"""Accounts fixtures: a real SMTP server on loopback, and login helpers."""
+"""Accounts fixtures: a real SMTP server on loopback."""
 
 from __future__ import annotations
 
 import email
-import re
-import socket
 import threading
 from email.policy import default as default_policy
 
 import pytest
 from aiosmtpd.controller import Controller
 
-TOKEN_IN_LINK = re.compile(r"[?&]token=([A-Za-z0-9_\-]+)")
+from tests.helpers import free_port, link_tokens
 
 
 class Mailbox:
@@ -35,15 +33,9 @@ class Mailbox:
         mails = [m for m in self.to(address) if subject_word.lower() in m["Subject"].lower()]
         assert mails, f"no {subject_word!r} mail to {address}: {[m['Subject'] for m in self.messages]}"
         text = mails[-1].get_body(preferencelist=("plain",)).get_content()
-        match = TOKEN_IN_LINK.search(text)
-        assert match, text
-        return match.group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        tokens = link_tokens(text)
+        assert tokens, text
+        return tokens[0]
 
 
 @pytest.fixture
@@ -56,19 +48,6 @@ def smtp_server(app):
     app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, MAIL_USE_TLS=False)
     yield mailbox
     controller.stop()
-
-
-@pytest.fixture
-def login(client):
-    """`login(identifier, password)` -> the token pair (asserts a 200)."""
-
-    def do(identifier: str, password: str) -> dict:
-        key = "email" if "@" in identifier else "username"
-        response = client.post("/api/v1/auth/login", json={key: identifier, "password": password})
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
-
-    return do
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.auth.conftest import Mailbox, free_port
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -188,12 +188,6 @@ def test_ci_workflow_runs_lint_and_tests_with_services():
     assert job["env"]["TEST_REDIS_URL"].startswith("redis://")
     runs = [step.get("run") for step in job["steps"]]
     assert runs.index("make lint") < runs.index("make test")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 60, what: str = "condition"):
@@ -366,6 +360,30 @@ def test_periodic_jobs_register_with_rq_scheduler(app):
         register_periodic_jobs(app, scheduler)  # a restart replaces, never duplicates
         assert sorted(job.id for job in scheduler.get_jobs()) == sorted(ids)
     assert len(ids) == len(PERIODIC_JOBS)
+
+
+def test_registration_removes_periodic_jobs_no_longer_defined(app):
+    """A periodic job dropped from schedule.py must stop firing; other scheduled jobs stay."""
+    from datetime import UTC, datetime
+
+    from rq_scheduler import Scheduler
+
+    from project.extensions import redis_client
+    from project.schedule import PERIODIC_JOBS, register_periodic_jobs
+
+    with app.app_context():
+        scheduler = Scheduler(connection=redis_client.client)
+        for job_id in ("periodic-retired-job", "someone-elses-job"):
+            scheduler.schedule(
+                scheduled_time=datetime.now(UTC),
+                func="project.users.jobs.cleanup_unverified_users",
+                interval=60,
+                id=job_id,
+                queue_name="cleanup",
+            )
+        register_periodic_jobs(app, scheduler)
+        ids = sorted(job.id for job in scheduler.get_jobs())
+    assert ids == sorted([*(job.id for job in PERIODIC_JOBS), "someone-elses-job"])
 
 
 def test_the_scheduler_restores_periodic_jobs_lost_with_redis(app):

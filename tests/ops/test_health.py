@@ -51,13 +51,15 @@ def test_full_health_counts_queued_jobs(app, client):
 
 def test_full_health_sees_a_beating_worker_and_scheduler(app, client):
     from project.extensions import redis_client
-    from project.jobs import all_queues
+    from project.jobs import QUEUE_NAMES, get_queue
     from project.schedule import AppScheduler
     from worker import AppWorker
 
     AppWorker.flask_app = app
     with app.app_context():
-        worker = AppWorker(all_queues(), connection=redis_client.client, name="host-a:1:abc")
+        worker = AppWorker(
+            [get_queue(name) for name in QUEUE_NAMES], connection=redis_client.client, name="host-a:1:abc"
+        )
         worker.register_birth()
         scheduler = AppScheduler(connection=redis_client.client, interval=5, app=app)
         scheduler.register_birth()
@@ -77,12 +79,14 @@ def test_a_worker_whose_heartbeat_expired_is_not_counted(app, client):
     from rq import Worker
 
     from project.extensions import redis_client
-    from project.jobs import all_queues
+    from project.jobs import QUEUE_NAMES, get_queue
     from project.ops import heartbeats
 
     with app.app_context():
         connection = redis_client.client
-        Worker(all_queues(), connection=connection, name="host-b:2:dead").register_birth()  # RQ's set only
+        Worker(
+            [get_queue(name) for name in QUEUE_NAMES], connection=connection, name="host-b:2:dead"
+        ).register_birth()  # RQ's set only
         heartbeats.beat(connection, "host-c:3:live", ttl=90)
         heartbeats.beat(connection, "host-d:4:gone", ttl=90)
         connection.delete(heartbeats.KEY_PREFIX + "host-d:4:gone")  # what the TTL does

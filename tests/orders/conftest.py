@@ -1,45 +1,20 @@
-"""Orders fixtures: products made in the database (not through the products routes), order
-helpers, and real `python worker.py --burst` processes for the PostgreSQL + Redis tests."""
+"""Orders fixtures: order helpers, and real `python worker.py --burst` processes for the
+PostgreSQL + Redis tests."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from project.database import utcnow
 from project.extensions import db
 from project.products.models import Product
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = "/api/v1/orders"
-
-
-@pytest.fixture
-def make_product(app):
-    """`make_product(stock=10, price="9.99", deleted=False)` -> the new product's id."""
-    counter = iter(range(1, 10_000))
-
-    def make(stock: int = 10, price: str = "9.99", deleted: bool = False, name: str | None = None) -> int:
-        n = next(counter)
-        with app.app_context():
-            product = Product(
-                sku=f"SKU-{n}",
-                name=name or f"Product {n}",
-                description="",
-                price=Decimal(price),
-                stock=stock,
-                deleted_at=utcnow() if deleted else None,
-            )
-            db.session.add(product)
-            db.session.commit()
-            return product.id
-
-    return make
 
 
 @pytest.fixture

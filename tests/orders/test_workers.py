@@ -22,8 +22,10 @@ from project.database import utcnow
 from project.extensions import db
 from project.orders import jobs as order_jobs
 from project.orders.models import Order
-from tests.conftest import wait_for
-from tests.orders.conftest import ORDERS
+from tests.helpers import wait_for
+
+ORDERS = "/api/v1/orders"
+
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -46,7 +48,7 @@ def _statuses(client, headers) -> Counter:
 def test_forty_concurrent_orders_against_stock_ten(
     app, client, make_product, stock_of, make_user, auth_headers, admin_headers, worker_processes
 ):
-    pid = make_product(stock=10)
+    pid = make_product(stock=10)["id"]
     headers = [auth_headers(make_user()) for _ in range(8)]
     body = {"items": [{"product_id": pid, "quantity": 1}]}
     responses = _concurrently(
@@ -64,7 +66,7 @@ def test_forty_concurrent_orders_against_stock_ten(
 def test_concurrent_cancels_return_the_stock_once(
     app, client, place, make_product, stock_of, user_headers, worker_processes
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     order_id = place(user_headers, [(pid, 3)]).get_json()["id"]
     worker_processes(1)
     assert stock_of(pid) == 2
@@ -78,7 +80,7 @@ def test_concurrent_cancels_return_the_stock_once(
 def test_concurrent_pay_and_cancel_one_wins(
     app, place, make_product, stock_of, user_headers, worker_processes
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
     worker_processes(1)
     actions = ["pay", "cancel"] * 4
@@ -94,7 +96,7 @@ def test_concurrent_pay_and_cancel_one_wins(
 def test_a_drain_delivered_twice_reserves_once(
     app, client, place, make_product, stock_of, user_headers, worker_processes
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
     with app.app_context():
         for n in range(3):
@@ -107,7 +109,7 @@ def test_a_drain_delivered_twice_reserves_once(
 def test_concurrent_posts_with_one_idempotency_key_make_one_order(
     app, client, make_product, user_headers, worker_processes, stock_of
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     body = {"items": [{"product_id": pid, "quantity": 1}]}
     headers = {**user_headers, "Idempotency-Key": "same-click"}
     responses = _concurrently(app, [lambda c: c.post(ORDERS, json=body, headers=headers) for _ in range(10)])
@@ -136,7 +138,7 @@ def _age(app, order_id: int, minutes: int) -> None:
 def test_an_order_whose_enqueue_failed_is_reserved_after_recovery(
     app, client, place, make_product, stock_of, user_headers, worker_processes, enqueue_fails
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     with enqueue_fails():
         response = place(user_headers, [(pid, 2)])
     assert response.status_code == 202
@@ -157,7 +159,7 @@ def test_an_order_whose_enqueue_failed_is_reserved_after_recovery(
 def test_concurrent_drains_take_each_order_once(
     app, client, make_product, stock_of, make_user, auth_headers, admin_headers, worker_processes
 ):
-    pids = [make_product(stock=1000) for _ in range(3)]
+    pids = [make_product(stock=1000)["id"] for _ in range(3)]
     headers = [auth_headers(make_user()) for _ in range(4)]
     calls = [
         lambda c, i=i: c.post(
@@ -228,7 +230,7 @@ def _status(client, headers, order_id: int) -> str:
 def test_a_reservation_whose_connection_is_killed_is_retried_and_reserved(
     client, place, make_product, stock_of, user_headers, app_process
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     with _product_row_locked(pid):
         order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
         worker = app_process("worker.py", "--queues", "stock")
@@ -248,7 +250,7 @@ def test_a_reservation_whose_connection_is_killed_is_retried_and_reserved(
 def test_a_worker_killed_mid_reservation_leaves_no_order_pending(
     client, place, make_product, stock_of, user_headers, app_process
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     with _product_row_locked(pid):
         order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
         worker = app_process("worker.py", "--queues", "stock")
@@ -271,7 +273,7 @@ def test_a_worker_killed_mid_reservation_leaves_no_order_pending(
 def test_expiry_in_a_worker_returns_the_stock(
     app, client, place, make_product, stock_of, user_headers, worker_processes
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
     worker_processes(1)
     assert stock_of(pid) == 3

@@ -12,21 +12,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 API = "/api/v1/products"
 
 
-@pytest.fixture
-def make_product(client, admin_headers):
-    """Create a product through the API; returns its JSON."""
-    counter = iter(range(1, 10_000))
-
-    def make(**fields) -> dict:
-        n = next(counter)
-        body = {"sku": f"SKU-{n:04d}", "name": f"Product {n}", "price": 10.0, "stock": 5, **fields}
-        response = client.post(API, json=body, headers=admin_headers)
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
-    return make
-
-
 class Upstream:
     """A DummyJSON-shaped catalogue served by pytest-httpserver; `fail_at_skip` makes
     the page at that offset answer 500."""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-TOKEN_IN_LINK = re.compile(r"verify-email\?token=([A-Za-z0-9_\-]+)")
+from tests.helpers import link_tokens
 
 
 @pytest.fixture
@@ -16,21 +14,7 @@ def mailed_verify_token(caplog, run_jobs):
 
     def latest() -> str | None:
         run_jobs(("email",))
-        tokens = TOKEN_IN_LINK.findall(caplog.text)
+        tokens = link_tokens(caplog.text, "verify-email")
         return tokens[-1] if tokens else None
 
     return latest
-
-
-@pytest.fixture
-def tokens_of(client):
-    """`tokens_of(user)` logs the user in through the API and returns the token pair."""
-
-    def login(user: dict) -> dict:
-        response = client.post(
-            "/api/v1/auth/login", json={"email": user["email"], "password": user["password"]}
-        )
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
-
-    return login

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from config import database_url
 from project import create_app
-from tests.conftest import MIGRATIONS
+from tests.helpers import MIGRATIONS
 
 BEFORE = "0004_catalogue_search"
 INSERT = text(

@@ -87,8 +87,8 @@ def test_admin_patch_failures(client, admin, admin_headers, user, make_user, use
     assert last_admin.status_code == 409
 
 
-def test_admin_patch_is_active_false_ends_sessions(client, admin_headers, user, tokens_of):
-    pair = tokens_of(user)
+def test_admin_patch_is_active_false_ends_sessions(client, admin_headers, user, log_in):
+    pair = log_in(user)
     response = client.patch(f"{USERS}/{user['id']}", headers=admin_headers, json={"is_active": False})
     assert response.status_code == 200 and response.get_json()["is_active"] is False
     assert client.get(f"{USERS}/me", headers=bearer(pair["access_token"])).status_code == 401
@@ -136,10 +136,8 @@ def test_inactive_admin_does_not_save_the_last_active_admin(client, admin, admin
     )
 
 
-def test_deactivate_ends_every_session_and_activate_lets_the_user_log_in(
-    client, admin_headers, user, tokens_of
-):
-    one, two = tokens_of(user), tokens_of(user)
+def test_deactivate_ends_every_session_and_activate_lets_the_user_log_in(client, admin_headers, user, log_in):
+    one, two = log_in(user), log_in(user)
     response = client.post(f"{USERS}/{user['id']}/deactivate", headers=admin_headers)
     assert response.status_code == 200 and response.get_json()["is_active"] is False
     for pair in (one, two):
@@ -151,7 +149,7 @@ def test_deactivate_ends_every_session_and_activate_lets_the_user_log_in(
     activated = client.post(f"{USERS}/{user['id']}/activate", headers=admin_headers)
     assert activated.status_code == 200 and activated.get_json()["is_active"] is True
     assert client.get(f"{USERS}/me", headers=bearer(one["access_token"])).status_code == 401
-    fresh = tokens_of(user)
+    fresh = log_in(user)
     assert client.get(f"{USERS}/me", headers=bearer(fresh["access_token"])).status_code == 200
 
 
@@ -163,8 +161,8 @@ def test_deactivate_and_activate_failures(client, admin, admin_headers, user, us
     assert client.post(f"{USERS}/{admin['id']}/deactivate", headers=admin_headers).status_code == 409
 
 
-def test_delete_user_then_404_and_the_names_are_free_again(client, admin_headers, user, tokens_of):
-    pair = tokens_of(user)
+def test_delete_user_then_404_and_the_names_are_free_again(client, admin_headers, user, log_in):
+    pair = log_in(user)
     assert client.delete(f"{USERS}/{user['id']}", headers=admin_headers).status_code == 204
     assert client.get(f"{USERS}/{user['id']}", headers=admin_headers).status_code == 404
     assert client.delete(f"{USERS}/{user['id']}", headers=admin_headers).status_code == 404

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import assert_error
+
 API = "/api/v1/products"
-
-
-def error(response, code: int) -> dict:
-    assert response.status_code == code, response.get_json()
-    body = response.get_json()
-    assert body["code"] == code and body["message"]
-    return body
 
 
 # --- create / read / update / delete -------------------------------------------------
@@ -30,8 +25,8 @@ def test_create_returns_201_with_the_product_and_defaults(client, admin_headers)
 
 def test_create_needs_a_token_and_the_admin_role(client, user_headers):
     body = {"sku": "A-1", "name": "Lamp", "price": 1}
-    error(client.post(API, json=body), 401)
-    error(client.post(API, json=body, headers=user_headers), 403)
+    assert_error(client.post(API, json=body), 401)
+    assert_error(client.post(API, json=body, headers=user_headers), 403)
 
 
 @pytest.mark.parametrize(
@@ -52,33 +47,33 @@ def test_create_needs_a_token_and_the_admin_role(client, user_headers):
     ],
 )
 def test_create_validation_is_422_naming_the_field(client, admin_headers, body, field):
-    body_json = error(client.post(API, json=body, headers=admin_headers), 422)
+    body_json = assert_error(client.post(API, json=body, headers=admin_headers), 422)
     assert field in body_json["errors"]["json"]
 
 
 def test_malformed_json_is_400(client, admin_headers):
     response = client.post(API, data="{nope", headers={**admin_headers, "Content-Type": "application/json"})
-    error(response, 400)
+    assert_error(response, 400)
 
 
 def test_taken_sku_is_409_on_create_and_update(client, admin_headers, make_product):
     first = make_product(sku="DUP")
     other = make_product(sku="OTHER")
-    error(client.post(API, json={"sku": "DUP", "name": "N", "price": 1}, headers=admin_headers), 409)
-    error(client.patch(f"{API}/{other['id']}", json={"sku": "DUP"}, headers=admin_headers), 409)
+    assert_error(client.post(API, json={"sku": "DUP", "name": "N", "price": 1}, headers=admin_headers), 409)
+    assert_error(client.patch(f"{API}/{other['id']}", json={"sku": "DUP"}, headers=admin_headers), 409)
     same = client.patch(f"{API}/{first['id']}", json={"sku": "DUP"}, headers=admin_headers)
     assert same.status_code == 200
 
 
 def test_get_unknown_deleted_and_huge_ids_are_404(client, admin_headers, make_product):
     product = make_product()
-    error(client.get(f"{API}/999999"), 404)
-    error(client.get(f"{API}/{2**70}"), 404)
+    assert_error(client.get(f"{API}/999999"), 404)
+    assert_error(client.get(f"{API}/{2**70}"), 404)
     assert client.delete(f"{API}/{product['id']}", headers=admin_headers).status_code == 204
-    error(client.get(f"{API}/{product['id']}"), 404)
-    error(client.delete(f"{API}/{product['id']}", headers=admin_headers), 404)
-    error(client.patch(f"{API}/{2**70}", json={"name": "x"}, headers=admin_headers), 404)
-    error(client.patch(f"{API}/{2**70}/stock", json={"delta": 1}, headers=admin_headers), 404)
+    assert_error(client.get(f"{API}/{product['id']}"), 404)
+    assert_error(client.delete(f"{API}/{product['id']}", headers=admin_headers), 404)
+    assert_error(client.patch(f"{API}/{2**70}", json={"name": "x"}, headers=admin_headers), 404)
+    assert_error(client.patch(f"{API}/{2**70}/stock", json={"delta": 1}, headers=admin_headers), 404)
 
 
 def test_put_replaces_and_patch_updates_only_given_fields(client, admin_headers, make_product):
@@ -94,17 +89,17 @@ def test_put_replaces_and_patch_updates_only_given_fields(client, admin_headers,
     replaced = put.get_json()
     assert (replaced["sku"], replaced["name"], replaced["price"]) == ("NEW", "New", 1.0)
     assert replaced["description"] == "" and replaced["category"] is None and replaced["stock"] == 0
-    error(client.put(f"{API}/{product['id']}", json={"name": "no sku"}, headers=admin_headers), 422)
-    error(client.patch(f"{API}/{product['id']}", json={"price": -5}, headers=admin_headers), 422)
-    error(client.patch(f"{API}/{product['id']}", json={"name": None}, headers=admin_headers), 422)
+    assert_error(client.put(f"{API}/{product['id']}", json={"name": "no sku"}, headers=admin_headers), 422)
+    assert_error(client.patch(f"{API}/{product['id']}", json={"price": -5}, headers=admin_headers), 422)
+    assert_error(client.patch(f"{API}/{product['id']}", json={"name": None}, headers=admin_headers), 422)
 
 
 @pytest.mark.parametrize("method", ["put", "patch", "delete"])
 def test_writes_on_an_item_need_admin(client, user_headers, make_product, method):
     product = make_product()
     call = getattr(client, method)
-    error(call(f"{API}/{product['id']}", json={"name": "x"}), 401)
-    error(call(f"{API}/{product['id']}", json={"name": "x"}, headers=user_headers), 403)
+    assert_error(call(f"{API}/{product['id']}", json={"name": "x"}), 401)
+    assert_error(call(f"{API}/{product['id']}", json={"name": "x"}, headers=user_headers), 403)
 
 
 def test_soft_delete_keeps_the_row_out_of_lists(client, admin_headers, make_product):
@@ -125,14 +120,14 @@ def test_stock_delta_adds_and_never_goes_below_zero(client, admin_headers, user_
     response = client.patch(url, json={"delta": 3}, headers=admin_headers)
     assert response.status_code == 200 and response.get_json()["stock"] == 8
     assert client.patch(url, json={"delta": -8}, headers=admin_headers).get_json()["stock"] == 0
-    error(client.patch(url, json={"delta": -1}, headers=admin_headers), 409)
+    assert_error(client.patch(url, json={"delta": -1}, headers=admin_headers), 409)
     assert client.get(f"{API}/{product['id']}").get_json()["stock"] == 0
-    error(client.patch(url, json={"delta": "1"}, headers=admin_headers), 422)
-    error(client.patch(url, json={}, headers=admin_headers), 422)
-    error(client.patch(url, json={"delta": 10**12}, headers=admin_headers), 422)
-    error(client.patch(url, json={"delta": 1}, headers=user_headers), 403)
-    error(client.patch(url, json={"delta": 1}), 401)
-    error(client.patch(f"{API}/999999/stock", json={"delta": 1}, headers=admin_headers), 404)
+    assert_error(client.patch(url, json={"delta": "1"}, headers=admin_headers), 422)
+    assert_error(client.patch(url, json={}, headers=admin_headers), 422)
+    assert_error(client.patch(url, json={"delta": 10**12}, headers=admin_headers), 422)
+    assert_error(client.patch(url, json={"delta": 1}, headers=user_headers), 403)
+    assert_error(client.patch(url, json={"delta": 1}), 401)
+    assert_error(client.patch(f"{API}/999999/stock", json={"delta": 1}, headers=admin_headers), 404)
 
 
 @pytest.mark.postgres
@@ -220,7 +215,7 @@ def test_list_sorts_with_an_id_tiebreak(client, catalogue, query, expected):
     ],
 )
 def test_list_rejects_bad_arguments_with_422(client, query, field):
-    body = error(client.get(f"{API}?{query}"), 422)
+    body = assert_error(client.get(f"{API}?{query}"), 422)
     assert field in body["errors"]["query"]
 
 
@@ -260,7 +255,7 @@ def test_search_never_matches_across_two_fields(client, make_product):
 
 @pytest.mark.parametrize("query", ["", "?q=", "?q=%20%20", "?q=" + "x" * 101, "?q=a%1Fb", "?q=a&per_page=0"])
 def test_search_needs_a_sensible_q(client, query):
-    error(client.get(f"{API}/search{query}"), 422)
+    assert_error(client.get(f"{API}/search{query}"), 422)
 
 
 def test_openapi_documents_every_catalogue_route(client):

@@ -102,14 +102,14 @@ def test_a_new_password_must_meet_the_policy(client, user, user_headers):
     assert weak.status_code == 422
 
 
-def test_password_change_ends_every_other_session(client, user, tokens_of):
-    this = tokens_of(user)
-    other = tokens_of(user)
+def test_password_change_ends_every_other_session(client, user, log_in):
+    this = log_in(user)
+    other = log_in(user)
     body = {"password": "N3w!Password", "current_password": user["password"]}
     assert client.patch(ME, headers=bearer(this["access_token"]), json=body).status_code == 200
     assert client.get(ME, headers=bearer(other["access_token"])).status_code == 401
     assert client.post("/api/v1/auth/refresh", headers=bearer(other["refresh_token"])).status_code == 401
     assert client.get(ME, headers=bearer(this["access_token"])).status_code == 200
-    assert tokens_of({**user, "password": "N3w!Password"})
+    assert log_in({**user, "password": "N3w!Password"})
     old = client.post("/api/v1/auth/login", json={"email": user["email"], "password": user["password"]})
     assert old.status_code == 401

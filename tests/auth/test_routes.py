@@ -191,8 +191,8 @@ def test_login_rehashes_when_the_hash_parameters_changed(client, app, make_user)
 # --- refresh ---------------------------------------------------------------------------
 
 
-def test_refresh_by_header_and_by_body(client, user, login):
-    pair = login(user["email"], user["password"])
+def test_refresh_by_header_and_by_body(client, user, log_in):
+    pair = log_in(user["email"], user["password"])
     first = client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"]))
     assert first.status_code == 200
     second = client.post(f"{API}/refresh", json={"refresh_token": first.get_json()["refresh_token"]})
@@ -202,8 +202,8 @@ def test_refresh_by_header_and_by_body(client, user, login):
     )
 
 
-def test_refresh_never_takes_an_access_token_and_a_refresh_token_is_no_access_token(client, user, login):
-    pair = login(user["email"], user["password"])
+def test_refresh_never_takes_an_access_token_and_a_refresh_token_is_no_access_token(client, user, log_in):
+    pair = log_in(user["email"], user["password"])
     assert client.post(f"{API}/refresh", headers=bearer(pair["access_token"])).status_code == 401
     assert client.post(f"{API}/refresh", json={"refresh_token": pair["access_token"]}).status_code == 401
     assert client.get("/api/v1/users/me", headers=bearer(pair["refresh_token"])).status_code == 401
@@ -220,8 +220,8 @@ def test_refresh_without_token_is_401_and_unknown_field_422(client):
     assert client.post(f"{API}/refresh", json={"token": "x"}).status_code == 422
 
 
-def test_refresh_expired_token_is_401(client, app, user, login):
-    pair = login(user["email"], user["password"])
+def test_refresh_expired_token_is_401(client, app, user, log_in):
+    pair = log_in(user["email"], user["password"])
     with app.app_context():
         from flask_jwt_extended import create_refresh_token
 
@@ -232,10 +232,10 @@ def test_refresh_expired_token_is_401(client, app, user, login):
     assert client.post(f"{API}/refresh", headers=bearer(pair["refresh_token"])).status_code == 200
 
 
-def test_refresh_by_the_oauth2_form_grant(client, user, login):
+def test_refresh_by_the_oauth2_form_grant(client, user, log_in):
     """As an OAuth2 client (authlib, requests-oauthlib) sends it: a form, client credentials in
     HTTP Basic; the old token is spent, and presenting it again ends the session."""
-    pair = login(user["email"], user["password"])
+    pair = log_in(user["email"], user["password"])
     form = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"], "client_id": "cli"}
     basic = {"Authorization": "Basic Y2xpOnNlY3JldA=="}  # cli:secret, ignored
 
@@ -272,8 +272,8 @@ def test_a_standard_oauth2_client_logs_in_and_refreshes(live_server, user):
     assert oauth.get(f"{live_server}/api/v1/users/me").status_code == 401  # reuse ended the session
 
 
-def test_the_refresh_form_never_takes_an_access_token(client, user, login):
-    pair = login(user["email"], user["password"])
+def test_the_refresh_form_never_takes_an_access_token(client, user, log_in):
+    pair = log_in(user["email"], user["password"])
     form = {"grant_type": "refresh_token", "refresh_token": pair["access_token"]}
     response = client.post(f"{API}/refresh", data=form)
     assert response.status_code == 401
@@ -290,8 +290,8 @@ def test_the_refresh_form_never_takes_an_access_token(client, user, login):
         ({"grant_type": "refresh_token", "refresh_token": "x", "extra": "1"}, "extra"),
     ],
 )
-def test_a_bad_refresh_form_is_422_and_spends_nothing(client, user, login, form, field):
-    pair = login(user["email"], user["password"])
+def test_a_bad_refresh_form_is_422_and_spends_nothing(client, user, log_in, form, field):
+    pair = log_in(user["email"], user["password"])
     response = client.post(f"{API}/refresh", data=form, headers=bearer(pair["refresh_token"]))
     assert response.status_code == 422
     assert field in response.get_json()["errors"]["form"]
@@ -307,9 +307,9 @@ def test_login_without_a_body_is_422_naming_the_fields(client):
 # --- logout ----------------------------------------------------------------------------
 
 
-def test_logout_with_refresh_token_revokes_both_sessions(client, user, login):
-    one = login(user["email"], user["password"])
-    two = login(user["email"], user["password"])
+def test_logout_with_refresh_token_revokes_both_sessions(client, user, log_in):
+    one = log_in(user["email"], user["password"])
+    two = log_in(user["email"], user["password"])
     response = client.post(
         f"{API}/logout", headers=bearer(one["access_token"]), json={"refresh_token": two["refresh_token"]}
     )
@@ -319,10 +319,10 @@ def test_logout_with_refresh_token_revokes_both_sessions(client, user, login):
     assert client.get("/api/v1/users/me", headers=bearer(two["access_token"])).status_code == 401
 
 
-def test_logout_ignores_another_users_refresh_token(client, user, make_user, login):
+def test_logout_ignores_another_users_refresh_token(client, user, make_user, log_in):
     other = make_user()
-    mine = login(user["email"], user["password"])
-    theirs = login(other["email"], other["password"])
+    mine = log_in(user["email"], user["password"])
+    theirs = log_in(other["email"], other["password"])
     client.post(
         f"{API}/logout", headers=bearer(mine["access_token"]), json={"refresh_token": theirs["refresh_token"]}
     )
@@ -403,8 +403,8 @@ def test_forgot_password_same_answer_whether_or_not_the_account_exists(client, u
     assert client.post(f"{API}/password/forgot", json={"email": "nope"}).status_code == 422
 
 
-def test_reset_password_kills_old_tokens_and_is_single_use(client, user, login, smtp_server, run_jobs):
-    old = login(user["email"], user["password"])
+def test_reset_password_kills_old_tokens_and_is_single_use(client, user, log_in, smtp_server, run_jobs):
+    old = log_in(user["email"], user["password"])
     client.post(f"{API}/password/forgot", json={"email": user["email"]})
     run_jobs(("email",))
     token = smtp_server.token_for(user["email"], "reset")
@@ -428,7 +428,7 @@ def test_reset_password_kills_old_tokens_and_is_single_use(client, user, login, 
         client.post(f"{API}/login", json={"email": user["email"], "password": user["password"]}).status_code
         == 401
     )
-    login(user["email"], new_password)
+    log_in(user["email"], new_password)
 
 
 def test_reset_password_bad_token_is_400_and_bad_body_422(client):
@@ -471,9 +471,9 @@ def test_a_newer_reset_link_retires_the_older(client, user, smtp_server, run_job
 # --- sessions --------------------------------------------------------------------------
 
 
-def test_sessions_lists_live_sessions_with_current(client, user, login):
-    one = login(user["email"], user["password"])
-    two = login(user["email"], user["password"])
+def test_sessions_lists_live_sessions_with_current(client, user, log_in):
+    one = log_in(user["email"], user["password"])
+    two = log_in(user["email"], user["password"])
     response = client.get(f"{API}/sessions", headers={**bearer(two["access_token"]), "User-Agent": "curl/8"})
     assert response.status_code == 200
     body = response.get_json()
@@ -484,9 +484,9 @@ def test_sessions_lists_live_sessions_with_current(client, user, login):
     assert client.get(f"{API}/sessions", headers=bearer(two["access_token"])).get_json()["total"] == 1
 
 
-def test_delete_session_ends_its_tokens_at_once(client, user, login):
-    one = login(user["email"], user["password"])
-    two = login(user["email"], user["password"])
+def test_delete_session_ends_its_tokens_at_once(client, user, log_in):
+    one = log_in(user["email"], user["password"])
+    two = log_in(user["email"], user["password"])
     items = client.get(f"{API}/sessions", headers=bearer(two["access_token"])).get_json()["items"]
     other = next(s["id"] for s in items if not s["current"])
     assert client.delete(f"{API}/sessions/{other}", headers=bearer(two["access_token"])).status_code == 204
@@ -496,10 +496,10 @@ def test_delete_session_ends_its_tokens_at_once(client, user, login):
     assert client.get("/api/v1/users/me", headers=bearer(two["access_token"])).status_code == 200
 
 
-def test_another_users_session_is_404(client, app, user, make_user, login):
+def test_another_users_session_is_404(client, app, user, make_user, log_in):
     other = make_user()
-    mine = login(user["email"], user["password"])
-    login(other["email"], other["password"])
+    mine = log_in(user["email"], user["password"])
+    log_in(other["email"], other["password"])
     with app.app_context():
         theirs = db.session.scalar(db.select(AuthSession.id).where(AuthSession.user_id == other["id"]))
     assert client.delete(f"{API}/sessions/{theirs}", headers=bearer(mine["access_token"])).status_code == 404

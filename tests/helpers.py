@@ -1,0 +1,60 @@
+"""The one home of the tests' plain helpers (fixtures live in the conftest files).
+
+Import from here, never from a conftest.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STRONG_PASSWORD = "Str0ng!Passw0rd"
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = str(ROOT / "migrations")
+
+
+def link_tokens(text: str, page: str = "") -> list[str]:
+    """The tokens of the emailed links in `text` (`{FRONTEND_URL}/<page>?token=...`), in order;
+    `page` ("verify-email", "reset-password") keeps only that page's links."""
+    return re.findall(rf"{re.escape(page)}[?&]token=([A-Za-z0-9_\-]+)", text)
+
+
+def free_port() -> int:
+    """A loopback port free right now (for servers a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def assert_error(response: Any, code: int) -> dict:
+    """The contract's error shape: JSON {code, status, message, errors?} with this HTTP code."""
+    assert response.status_code == code, response.get_data(as_text=True)[:500]
+    assert response.is_json, response.data[:200]
+    body = response.get_json()
+    assert body["code"] == code
+    assert isinstance(body["status"], str) and body["status"]
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+def login(client: Any, identifier: str, password: str) -> dict:
+    """Log in through the API by email or username; returns the token pair (asserts a 200)."""
+    key = "email" if "@" in identifier else "username"
+    response = client.post("/api/v1/auth/login", json={key: identifier, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "the condition") -> object:
+    """Poll `condition` until it returns something truthy (returned); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.2)
