@@ -221,7 +221,7 @@ def _status(client, headers, order_id: int) -> str:
 def test_a_reservation_whose_connection_is_killed_is_retried_and_reserved(
     client, place, make_product, stock_of, user_headers, app_process
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     with _product_row_locked(pid):
         order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
         worker = app_process("worker.py", "--queues", "stock")
@@ -241,7 +241,7 @@ def test_a_reservation_whose_connection_is_killed_is_retried_and_reserved(
 def test_a_worker_killed_mid_reservation_leaves_no_order_pending(
     client, place, make_product, stock_of, user_headers, app_process
 ):
-    pid = make_product(stock=5)
+    pid = make_product(stock=5)["id"]
     with _product_row_locked(pid):
         order_id = place(user_headers, [(pid, 2)]).get_json()["id"]
         worker = app_process("worker.py", "--queues", "stock")
