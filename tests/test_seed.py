@@ -28,7 +28,9 @@ def test_seed_adds_demo_data_once(app, client):
         assert db.session.query(User).count() == 4
 
 
-@pytest.mark.app_config(APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40)
+@pytest.mark.app_config(
+    APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40, MAIL_SERVER="127.0.0.1"
+)
 def test_seed_in_production_needs_yes_creates_no_admin_unless_asked_and_no_known_password(app):
     from project.passwords import verify_password
     from project.products.models import Product
