@@ -109,11 +109,18 @@ def bump(namespace: str) -> None:
         record_cache(namespace, "error")
 
 
+def _readable(args: str) -> str:
+    """Key arguments as they are while short enough to read, else their hash."""
+    if len(args) > MAX_READABLE_KEY:
+        return "sha256=" + hashlib.sha256(args.encode()).hexdigest()
+    return args
+
+
 def cache_key(namespace: str, version: int | None, kind: str, params: Mapping[str, Any] | None = None) -> str:
     """A stable key: parameters sorted, None dropped, long keys hashed."""
-    args = "&".join(f"{name}={value}" for name, value in sorted((params or {}).items()) if value is not None)
-    if len(args) > MAX_READABLE_KEY:
-        args = "sha256=" + hashlib.sha256(args.encode()).hexdigest()
+    args = _readable(
+        "&".join(f"{name}={value}" for name, value in sorted((params or {}).items()) if value is not None)
+    )
     prefix = namespace if version is None else f"{namespace}:v{version}"
     return f"{prefix}:{kind}:{args}"
 
@@ -210,9 +217,7 @@ def response_key(namespace: str, kind: str, names: frozenset[str], path_args: Ma
     pairs += sorted(
         (name, value) for name in names & request.args.keys() for value in request.args.getlist(name)
     )
-    args = urlencode(pairs)
-    if len(args) > MAX_READABLE_KEY:
-        args = "sha256=" + hashlib.sha256(args.encode()).hexdigest()
+    args = _readable(urlencode(pairs))
     return f"{current_app.config.get('CACHE_KEY_PREFIX', '')}response:{namespace}:{kind}:{args}"
 
 
