@@ -21,14 +21,19 @@ BENCH_REDIS_URL (redis://127.0.0.1:6379/2), BENCH_SIZES (10000,1000000), BENCH_R
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/<name>.py` puts bench/ first on sys.path, where bench/http.py would shadow the
+# standard library's `http` package: take that entry out before anything imports it.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
 import json
 import os
 import statistics
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,6 +26,13 @@ Writes bench/results/orders.json.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/<name>.py` puts bench/ first on sys.path, where bench/http.py would shadow the
+# standard library's `http` package: take that entry out before anything imports it.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import http.client
 import json
@@ -34,11 +41,9 @@ import random
 import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg2
 import redis
