@@ -10,9 +10,10 @@ import json
 import logging
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from project.database import utcnow
 from project.errors import Conflict, NotFound, field_error
 from project.extensions import db
 from project.guard import Actor
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 
 # Numeric(12, 2) holds below 10**10.
 MAX_TOTAL = Decimal("9999999999.99")
+
+# Built once: composing a statement per request cost more CPU than running it.
+_products = Product.__table__
+_PRICES = select(_products.c.id, _products.c.price).where(
+    _products.c.id.in_(bindparam("ids", expanding=True)), _products.c.deleted_at.is_(None)
+)
+_INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
+_INSERT_ITEMS = insert(OrderItem.__table__)
 
 
 def create_order(user_id: int, items: list[dict], idempotency_key: str | None = None) -> Order:
@@ -42,25 +51,26 @@ def create_order(user_id: int, items: list[dict], idempotency_key: str | None = 
 
     prices = _current_prices([item["product_id"] for item in items])
     lines = [
-        OrderItem(product_id=i["product_id"], quantity=i["quantity"], unit_price=prices[i["product_id"]])
+        {"product_id": i["product_id"], "quantity": i["quantity"], "unit_price": prices[i["product_id"]]}
         for i in items
     ]
-    total = sum((line.unit_price * line.quantity for line in lines), Decimal("0.00"))
+    total = sum((line["unit_price"] * line["quantity"] for line in lines), Decimal("0.00"))
     if total > MAX_TOTAL:
         raise field_error("items", f"The order total must not exceed {MAX_TOTAL}.")
-    order = Order(
-        user_id=user_id,
-        status="pending",
-        total=total,
-        items=lines,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-    )
-    db.session.add(order)
+    now = utcnow()
+    row = {
+        "user_id": user_id,
+        "status": "pending",
+        "total": total,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "created_at": now,
+        "updated_at": now,
+    }
+    # Core statements, not a unit-of-work flush: the flush was a fifth of a POST's CPU.
     try:
-        db.session.flush()  # ids and timestamps are on the objects now
-        # Detached, the order keeps what it holds past the commit: the 202 needs no re-read.
-        db.session.expunge(order)
+        order_id = db.session.execute(_INSERT_ORDER, row).scalar_one()
+        db.session.execute(_INSERT_ITEMS, [{"order_id": order_id, **line} for line in lines])
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -68,6 +78,8 @@ def create_order(user_id: int, items: list[dict], idempotency_key: str | None = 
         if winner is None:
             raise
         return _replay(winner, request_hash)
+    # What the 202 shows, built from what was written: no re-read. Not in the session.
+    order = Order(id=order_id, failure_reason=None, items=[OrderItem(**line) for line in lines], **row)
 
     # Committed first: if Redis is down the order waits for requeue_lost_orders.
     drain = request_drain()
@@ -96,9 +108,7 @@ def _replay(order: Order, request_hash: str | None) -> Order:
 
 
 def _current_prices(product_ids: list[int]) -> dict[int, Decimal]:
-    rows = db.session.execute(
-        select(Product.id, Product.price).where(Product.id.in_(product_ids), Product.deleted_at.is_(None))
-    ).all()
+    rows = db.session.execute(_PRICES, {"ids": product_ids}).all()
     prices = {row.id: row.price for row in rows}
     missing = [pid for pid in product_ids if pid not in prices]
     if missing:
