@@ -9,8 +9,9 @@ import hashlib
 import json
 import logging
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from project.database import utcnow
@@ -29,12 +30,13 @@ log = logging.getLogger(__name__)
 MAX_TOTAL = Decimal("9999999999.99")
 
 # Built once: composing a statement per request cost more CPU than running it.
-_products = Product.__table__
+# (Mapped classes' __table__ is typed as a FromClause; these are Tables.)
+_products, _orders, _items = (cast(Table, model.__table__) for model in (Product, Order, OrderItem))
 _PRICES = select(_products.c.id, _products.c.price).where(
     _products.c.id.in_(bindparam("ids", expanding=True)), _products.c.deleted_at.is_(None)
 )
-_INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
-_INSERT_ITEMS = insert(OrderItem.__table__)
+_INSERT_ORDER = insert(_orders).returning(_orders.c.id)
+_INSERT_ITEMS = insert(_items)
 
 
 def create_order(user_id: int, items: list[dict], idempotency_key: str | None = None) -> Order:
