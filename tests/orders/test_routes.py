@@ -408,6 +408,48 @@ def test_one_drain_reserves_every_order_posted_before_it(
     assert stock_of(pid) == 0
 
 
+def test_one_batch_settles_each_order_all_or_none_oldest_first(
+    app, client, place, make_product, stock_of, user_headers, monkeypatch
+):
+    from project.database import utcnow
+    from project.extensions import db
+    from project.products.models import Product
+
+    a, b = make_product(stock=5, name="Apples")["id"], make_product(stock=4)["id"]
+    gone = make_product(stock=9)["id"]
+    lines = [
+        [(a, 3), (b, 1)],  # reserved: 2 apples and 3 b left
+        [(b, 1), (a, 3)],  # 3 apples of 2: failed, its b not taken
+        [(a, 2)],  # reserved: the apples are gone
+        [(b, 3), (gone, 1)],  # a deleted product: failed, its b not taken
+        [(b, 3)],  # reserved
+    ]
+    ids = [place(user_headers, order).get_json()["id"] for order in lines]
+    with app.app_context():
+        db.session.get(Product, gone).deleted_at = utcnow()
+        db.session.commit()
+    settled_by_batch = []
+    batch = state_machine.reserve_batch
+
+    def counted(limit):
+        settled_by_batch.append(batch(limit))
+        return settled_by_batch[-1]
+
+    monkeypatch.setattr(state_machine, "reserve_batch", counted)
+    with app.app_context():
+        assert order_jobs.drain_orders() == 5
+    assert settled_by_batch == [5, 0]  # one transaction for the five
+    orders = [client.get(f"{ORDERS}/{i}", headers=user_headers).get_json() for i in ids]
+    assert [(o["status"], o["failure_reason"]) for o in orders] == [
+        ("reserved", None),
+        ("failed", f"Not enough stock for product {a} (Apples): 3 requested, 2 available."),
+        ("reserved", None),
+        ("failed", f"Product {gone} is no longer available."),
+        ("reserved", None),
+    ]
+    assert (stock_of(a), stock_of(b), stock_of(gone)) == (0, 0, 9)
+
+
 def test_an_order_whose_reservation_raises_on_every_try_is_failed_with_a_reason(
     app, client, place, make_product, stock_of, user_headers, monkeypatch
 ):
@@ -423,6 +465,12 @@ def test_an_order_whose_reservation_raises_on_every_try_is_failed_with_a_reason(
             raise OperationalError("UPDATE products", {}, Exception("server closed the connection"))
         return take(item)
 
+    def batch_raises(limit):
+        raise OperationalError("SELECT orders", {}, Exception("canceling statement"))
+
+    # The batch fails (and not for a lost connection): the drain goes on order by order,
+    # where the poisoned order is the one that raises and whose tries are counted.
+    monkeypatch.setattr(state_machine, "reserve_batch", batch_raises)
     monkeypatch.setattr(state_machine, "_take", take_or_raise)
     with app.app_context():
         for _ in range(order_jobs.RESERVE_TRIES - 1):  # the first try and the retries but one
