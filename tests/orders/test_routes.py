@@ -35,6 +35,12 @@ def test_post_stores_a_pending_order_with_captured_prices(place, make_product, u
     assert order["created_at"].endswith("+00:00")
 
 
+def test_the_202_is_what_a_read_of_the_stored_order_answers(client, place, make_product, user_headers):
+    a, b = make_product(stock=5, price="0.10")["id"], make_product(stock=5, price="19.99")["id"]
+    created = place(user_headers, [(b, 3), (a, 1)]).get_json()  # built from what was written
+    assert client.get(f"{ORDERS}/{created['id']}", headers=user_headers).get_json() == created
+
+
 def test_worker_reserves_all_items(client, place, make_product, stock_of, user_headers, run_jobs):
     a, b = make_product(stock=5)["id"], make_product(stock=3)["id"]
     order = place(user_headers, [(a, 2), (b, 3)]).get_json()
