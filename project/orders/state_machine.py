@@ -12,11 +12,12 @@ the same transaction as the status change: all items or none, exactly once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import ColumnElement, Table, Update, bindparam, case, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, Update, bindparam, case, func, select, update
 from sqlalchemy.orm import joinedload
 
 from project.database import rowcount, utcnow
@@ -168,46 +169,19 @@ def reserve_batch(limit: int) -> int | None:
         db.session.rollback()
         return 0
     lines = db.session.execute(_LINES_OF, {"ids": order_ids}).all()
-    products = {
-        row.id: row
-        for row in db.session.execute(_LOCK_PRODUCTS, {"ids": sorted({ln.product_id for ln in lines})})
-    }
-    available = {pid: row.stock for pid, row in products.items() if row.deleted_at is None}
-    lines_of: dict[int, list[Any]] = {order_id: [] for order_id in order_ids}
-    for line in lines:
-        lines_of[line.order_id].append(line)
-
-    reserved: list[int] = []
-    failed: dict[int, str] = {}
-    for order_id in order_ids:
-        short = next(
-            (ln for ln in lines_of[order_id] if available.get(ln.product_id, -1) < ln.quantity), None
-        )
-        if short is None:
-            for line in lines_of[order_id]:
-                available[line.product_id] -= line.quantity
-            reserved.append(order_id)
-        else:
-            live = short.product_id in available
-            name = products[short.product_id].name if live else None
-            failed[order_id] = _shortfall_message(
-                short.product_id, short.quantity, name, available.get(short.product_id, 0)
-            )
+    product_ids = sorted({line.product_id for line in lines})
+    products = {row.id: row for row in db.session.execute(_LOCK_PRODUCTS, {"ids": product_ids})}
+    reserved, failed, taken = _settle(order_ids, lines, products)
 
     now = utcnow()
-    taken = {
-        pid: row.stock - available[pid]
-        for pid, row in products.items()
-        if available.get(pid, row.stock) != row.stock
-    }
-    writes = []
+    writes: list[tuple[Update, int]] = []
     if taken:
-        delta = case(taken, value=_products.c.id)
+        units = case(taken, value=_products.c.id)
         writes.append(
             (
                 update(_products)
-                .where(_products.c.id.in_(list(taken)), _products.c.stock >= delta)
-                .values(stock=_products.c.stock - delta, updated_at=now),
+                .where(_products.c.id.in_(list(taken)), _products.c.stock >= units)
+                .values(stock=_products.c.stock - units, updated_at=now),
                 len(taken),
             )
         )
@@ -231,6 +205,36 @@ def reserve_batch(limit: int) -> int | None:
     for order_id, reason in failed.items():
         log.info("order %s failed: %s", order_id, reason)
     return len(order_ids)
+
+
+def _settle(
+    order_ids: list[int], lines: Sequence[Row], products: dict[int, Row]
+) -> tuple[list[int], dict[int, str], dict[int, int]]:
+    """Decide from the locked stock, oldest order first, which orders take their items and
+    which fail, and why. Returns (reserved ids, {failed id: reason}, {product id: units taken})."""
+    left = {pid: row.stock for pid, row in products.items() if row.deleted_at is None}
+    lines_of: dict[int, list[Row]] = defaultdict(list)
+    for line in lines:  # in product-id order within an order
+        lines_of[line.order_id].append(line)
+    reserved: list[int] = []
+    failed: dict[int, str] = {}
+    taken: Counter[int] = Counter()
+    for order_id in order_ids:
+        items = lines_of[order_id]
+        short = next((line for line in items if left.get(line.product_id, -1) < line.quantity), None)
+        if short is None:
+            for line in items:
+                left[line.product_id] -= line.quantity
+                taken[line.product_id] += line.quantity
+            reserved.append(order_id)
+        elif short.product_id in left:
+            name = products[short.product_id].name
+            failed[order_id] = _shortfall_message(
+                short.product_id, short.quantity, name, left[short.product_id]
+            )
+        else:
+            failed[order_id] = _shortfall_message(short.product_id, short.quantity, None, 0)
+    return reserved, failed, dict(taken)
 
 
 def _pending(order_ids: list[int]) -> Update:
