@@ -11,7 +11,7 @@ import pytest
 from project import jobs as queue_jobs
 from project.orders import jobs as order_jobs
 from project.orders import service, state_machine
-from project.orders.models import Order
+from project.orders.models import Order, OrderItem
 from tests.helpers import assert_error
 
 ORDERS = "/api/v1/orders"
@@ -155,12 +155,19 @@ def test_unknown_and_deleted_products_are_422_naming_them(place, make_product, u
     message = response.get_json()["errors"]["json"]["items"][0]
     assert str(gone) in message and "999999" in message
     with app.app_context():
-        assert Order.query.count() == 0
+        assert (Order.query.count(), OrderItem.query.count()) == (0, 0)
 
 
-def test_a_total_beyond_the_column_is_422(place, make_product, user_headers):
-    pid = make_product(stock=10_000, price="99999999.99")["id"]
-    assert place(user_headers, [(pid, 10_000)]).status_code == 422
+def test_a_total_beyond_the_column_is_422(place, make_product, user_headers, app):
+    cheap, dear = (
+        make_product(stock=10, price="1.00")["id"],
+        make_product(stock=10_000, price="99999999.99")["id"],
+    )
+    response = place(user_headers, [(cheap, 1), (dear, 10_000)])
+    assert response.status_code == 422
+    assert "must not exceed" in response.get_json()["errors"]["json"]["items"][0]
+    with app.app_context():
+        assert (Order.query.count(), OrderItem.query.count()) == (0, 0)
 
 
 def test_malformed_json_is_400(client, user_headers):
