@@ -142,6 +142,8 @@ class Config:
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
     LOG_FORMAT = env_str("LOG_FORMAT", "plain")
     GRPC_PORT = env_int("GRPC_PORT", 50051)
+    # Processes serving GRPC_PORT (grpc_server.py), and the call threads of each.
+    GRPC_WORKERS = env_int("GRPC_WORKERS", os.cpu_count() or 1)
     GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
     # Worker and gRPC processes serve their own /metrics here (unset: off); the API's is /metrics.
     METRICS_PORT = env_int("METRICS_PORT", 0) or None
