@@ -18,6 +18,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -94,10 +95,21 @@ def record_job(job: str, queue: str, succeeded: bool, seconds: float) -> None:
     JOB_DURATION.labels(job=job).observe(seconds)
 
 
-def record_grpc(method: str, code: str, seconds: float) -> None:
-    """`method` is the full gRPC method name (`/auth.AuthService/ValidateToken`)."""
-    GRPC_HANDLED.labels(grpc_method=method, grpc_code=code).inc()
-    GRPC_LATENCY.labels(grpc_method=method).observe(seconds)
+def grpc_recorder(method: str) -> Callable[[str, float], None]:
+    """Count one call of `method` (the full gRPC name, `/auth.AuthService/ValidateToken`) with
+    its status code and latency: `record(code, seconds)`. The labelled series are looked up
+    once (per method, and per code), not on every call."""
+    latency = GRPC_LATENCY.labels(grpc_method=method)
+    handled: dict[str, Any] = {}
+
+    def record(code: str, seconds: float) -> None:
+        counter = handled.get(code)
+        if counter is None:
+            counter = handled[code] = GRPC_HANDLED.labels(grpc_method=method, grpc_code=code)
+        counter.inc()
+        latency.observe(seconds)
+
+    return record
 
 
 def multiprocess_registry(multiproc_dir: str, pids: Pids | None = None) -> CollectorRegistry:

@@ -1,6 +1,6 @@
 """Tokens and sessions: issue, check, rotate, revoke.
 
-The REST guard (`actor_for_token`) and the gRPC servicer (`authenticate`) share one token
+The REST guard (`actor_for_token`) and the gRPC servicer (`check_token`) share one token
 check: signature and expiry good, the expected token type, its session live (not logged out,
 not revoked, not rotated away), and the user existing and active. Sessions are rows in the
 database, so a revocation takes effect on the next request of every process at once.
@@ -104,7 +104,7 @@ def decode(token: str, expected_type: str) -> Claims:
 
 # The session and user check, built once (every authenticated request runs it, so SQLAlchemy
 # reuses its compiled form). Plain columns, not ORM entities: loading two entities through a
-# Session costs more CPU than the round trip; `_live_user` builds the one object needed.
+# Session costs more CPU than the round trip; `_user_of` builds the one object needed.
 USER_COLUMNS = {attr.key: attr.columns[0] for attr in sa_inspect(User).column_attrs}
 SESSION_AND_USER = (
     select(
@@ -136,22 +136,34 @@ def _read_session_user(claims: Claims) -> Any:
     return None
 
 
-def _live_user(row: Any) -> User:
-    """The user of a live session, as a detached instance (no session holds it yet)."""
+def _live(row: Any) -> Any:
+    """The row of a live session of an active user, else Unauthorized."""
     if row is None or row.revoked is not None:
         raise Unauthorized("Token has been revoked.")
     if not row.is_active:
         raise Unauthorized("Account is deactivated.")
+    return row
+
+
+def _user_of(row: Any) -> User:
+    """The row's user as a detached instance (no session holds it yet)."""
     values = row._mapping
     user = User(**{key: values[key] for key in USER_COLUMNS})
     make_transient_to_detached(user)
     return user
 
 
-def authenticate(token: str, expected_type: str = "access") -> tuple[User, Claims]:
-    """The one token check, for REST and gRPC: returns the user (detached) and the claims."""
+def check_token(token: str, expected_type: str = "access") -> tuple[Any, Claims]:
+    """The one token check, for REST and gRPC: the user's row (its columns by attribute
+    name: `row.id`, `row.role`, ...) and the claims. No ORM object: gRPC answers from the row."""
     claims = decode(token, expected_type)
-    return _live_user(_read_session_user(claims)), claims
+    return _live(_read_session_user(claims)), claims
+
+
+def authenticate(token: str, expected_type: str = "access") -> tuple[User, Claims]:
+    """`check_token`, with the user as a detached instance (for a request's session)."""
+    row, claims = check_token(token, expected_type)
+    return _user_of(row), claims
 
 
 def actor_for_token(token: str) -> Actor:
@@ -171,7 +183,7 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
     is a conditional UPDATE, so of two concurrent refreshes with one token only one wins.
     """
     claims = decode(token, "refresh")
-    user = _live_user(db.session.execute(SESSION_AND_USER, _ids(claims)).first())
+    user = _user_of(_live(db.session.execute(SESSION_AND_USER, _ids(claims)).first()))
     session_id = claims["sid"]
     new_jti = str(uuid.uuid4())
     now = utcnow()
