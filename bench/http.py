@@ -308,7 +308,7 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
 
 
-def figures(rounds: list[dict], pair: str, name: str) -> dict:
+def medians_of(rounds: list[dict], pair: str, name: str) -> dict:
     """Medians over the rounds; failed requests (non-2xx, or gRPC answers not valid) summed."""
     runs = [r[pair][name] for r in rounds]
     return {
@@ -419,7 +419,7 @@ def main() -> int:
         pair = f"{case}/{base}"
         summary[pair] = {
             "ratio": median([r[pair]["ratio"] for r in rounds]),
-            **{name: figures(rounds, pair, name) for name in (case, base)},
+            **{name: medians_of(rounds, pair, name) for name in (case, base)},
         }
     report = {
         "benchmark": "hot paths over HTTP vs a floor (bench/floor_app.py), one run, medians over rounds",
