@@ -116,9 +116,13 @@ def configure_logging(app: Flask) -> logging.Handler:
     return handler
 
 
+def sane_request_id(value: object) -> str:
+    """The caller's request id when it is a sane token, else a new one (HTTP and gRPC alike)."""
+    return value if isinstance(value, str) and REQUEST_ID_PATTERN.match(value) else uuid.uuid4().hex
+
+
 def incoming_request_id() -> str:
-    value = request.headers.get(REQUEST_ID_HEADER, "")
-    return value if REQUEST_ID_PATTERN.match(value) else uuid.uuid4().hex
+    return sane_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
 
 
 def register_request_logging(app: Flask) -> None:
