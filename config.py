@@ -1,8 +1,10 @@
 """Settings from the environment: Development (embedded), Testing, Production.
 
-Every name here is listed in API.md (Environment). `get_config()` picks the class from
-`APP_ENV`; `create_app()` may lay overrides on top (tests do). In development, a `.env` file
-beside this one fills in what the environment does not set (`load_dotenv_file`).
+The contract's names are listed in API.md (Environment); the tuning knobs beyond it
+(ORDERS_*, GRPC_WORKERS, METRICS_PORT, ...) in the README's Configuration table, with their
+defaults. `get_config()` picks the class from `APP_ENV`; `create_app()` may lay overrides on
+top (tests do). In development, a `.env` file beside this one fills in what the environment
+does not set (`load_dotenv_file`).
 """
 
 from __future__ import annotations
