@@ -11,6 +11,7 @@ password change and the end of the other sessions are one commit).
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -77,9 +78,22 @@ def start_session(user: User, user_agent: str | None = None, ip: str | None = No
     return _token_pair(user, session.id, session.refresh_jti)
 
 
-def decode(token: str, expected_type: str) -> Claims:
-    """Check signature, expiry and type (one decode: flask-jwt-extended's `decode_token`
-    decodes twice); raise Unauthorized with a clear message."""
+# Tokens whose signature, issuer and audience were checked, with their claims: a client sends
+# its access token again and again, and PyJWT's decode is a tenth of an authenticated
+# request's CPU. Only the expiry changes with time, so it is checked again on every use; the
+# session and user are read on every request anyway. Bounded: emptied when full.
+VERIFIED_TOKENS_MAX = 4096
+
+
+def _verified_claims(token: str) -> Claims:
+    verified: dict[str, Claims] = current_app.extensions.setdefault("verified_tokens", {})
+    claims = verified.get(token)
+    if claims is not None:
+        leeway = jwt_config.leeway
+        seconds = leeway.total_seconds() if isinstance(leeway, timedelta) else leeway
+        if claims["exp"] + seconds <= time.time():
+            raise Unauthorized("Token has expired.")
+        return claims
     try:
         claims = pyjwt.decode(
             token,
@@ -95,6 +109,19 @@ def decode(token: str, expected_type: str) -> Claims:
         raise Unauthorized("Token has expired.") from exc
     except (pyjwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise Unauthorized("Invalid token.") from exc
+    if not isinstance(claims.get("exp"), int | float):
+        raise Unauthorized("Invalid token.")
+    if len(verified) >= VERIFIED_TOKENS_MAX:
+        verified.clear()
+    verified[token] = claims
+    return claims
+
+
+def decode(token: str, expected_type: str) -> Claims:
+    """Check signature, expiry and type (one decode at most: flask-jwt-extended's
+    `decode_token` decodes twice, and a token seen before is not decoded again); raise
+    Unauthorized with a clear message. The claims are shared: read them, do not change them."""
+    claims = _verified_claims(token)
     if claims.get("type") != expected_type:
         raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
     if not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
@@ -136,31 +163,56 @@ def _read_session_user(claims: Claims) -> Any:
     return None
 
 
-def _live_user(row: Any) -> User:
-    """The user of a live session, as a detached instance (no session holds it yet)."""
+def _live_profile(row: Any) -> dict[str, Any]:
+    """The user columns of a live session's row; Unauthorized for a revoked session or an
+    inactive user."""
     if row is None or row.revoked is not None:
         raise Unauthorized("Token has been revoked.")
     if not row.is_active:
         raise Unauthorized("Account is deactivated.")
     values = row._mapping
-    user = User(**{key: values[key] for key in USER_COLUMNS})
+    return {key: values[key] for key in USER_COLUMNS}
+
+
+def _detached_user(profile: dict[str, Any]) -> User:
+    """A user instance from its columns, detached (no session holds it yet, no query)."""
+    user = User(**profile)
     make_transient_to_detached(user)
     return user
 
 
-def authenticate(token: str, expected_type: str = "access") -> tuple[User, Claims]:
-    """The one token check, for REST and gRPC: returns the user (detached) and the claims."""
+def _live_user(row: Any) -> User:
+    return _detached_user(_live_profile(row))
+
+
+def check_token(token: str, expected_type: str = "access") -> tuple[dict[str, Any], Claims]:
+    """The one token check, for REST and gRPC: the user's columns and the claims."""
     claims = decode(token, expected_type)
-    return _live_user(_read_session_user(claims)), claims
+    return _live_profile(_read_session_user(claims)), claims
+
+
+def authenticate(token: str, expected_type: str = "access") -> tuple[User, Claims]:
+    """`check_token`, with the user as a detached instance."""
+    profile, claims = check_token(token, expected_type)
+    return _detached_user(profile), claims
 
 
 def actor_for_token(token: str) -> Actor:
     """The route guard's check (installed in project.guard when auth registers)."""
-    user, claims = authenticate(token, "access")
-    # Into the request's session without a query: a service reading the user again in this
-    # request gets it from the identity map, and may change it.
-    account = db.session.merge(user, load=False)
-    return Actor(id=user.id, role=user.role, session_id=claims["sid"], account=account)
+    profile, claims = check_token(token, "access")
+
+    def load_account() -> User:
+        # Into the request's session without a query: a service reading the user again in
+        # this request gets it from the identity map, and may change it.
+        return db.session.merge(_detached_user(profile), load=False)
+
+    return Actor(
+        id=profile["id"],
+        role=profile["role"],
+        session_id=claims["sid"],
+        profile=profile,
+        load_account=load_account,
+    )
 
 
 def rotate_refresh_token(token: str) -> dict[str, Any] | None:
