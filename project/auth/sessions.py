@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 
 from project.auth.models import AuthSession
-from project.database import autocommit_connection, rowcount, utcnow
+from project.database import PreparedRead, rowcount, utcnow
 from project.errors import Unauthorized
 from project.extensions import db
 from project.guard import Actor
@@ -146,32 +146,34 @@ def _ids(claims: Claims) -> dict[str, Any]:
     return {"sid": claims["sid"], "user_id": int(claims["sub"])}
 
 
-def _read_session_user(claims: Claims) -> Any:
-    """The session and user row in ONE round trip to PostgreSQL: a pooled connection in
-    autocommit (no BEGIN, no ROLLBACK when it goes back; no pre-ping either). A connection
-    the server ended (restart, failover, pg_terminate_backend) fails the read once and is
-    replaced: the read is retried once on a fresh connection."""
+_SESSION_AND_USER_READ = PreparedRead("session_and_user", SESSION_AND_USER, ("sid", "user_id"))
+
+
+def _read_session_user(claims: Claims) -> dict[str, Any] | None:
+    """The session and user row in ONE round trip to PostgreSQL (a prepared statement on a
+    pooled connection in autocommit: no BEGIN, no ROLLBACK, no pre-ping; project.database).
+    A connection the server ended (restart, failover, pg_terminate_backend) fails the read
+    once and is replaced: the read is retried once on a fresh connection."""
     if db.engine.dialect.name != "postgresql":  # SQLite: no round trips to save
-        return db.session.execute(SESSION_AND_USER, _ids(claims)).first()
+        row = db.session.execute(SESSION_AND_USER, _ids(claims)).first()
+        return dict(row._mapping) if row is not None else None
     for attempt in (1, 2):
         try:
-            with autocommit_connection() as connection:
-                return connection.execute(SESSION_AND_USER, _ids(claims)).first()
+            return _SESSION_AND_USER_READ.first(_ids(claims))
         except DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:
                 raise
     return None
 
 
-def _live_profile(row: Any) -> dict[str, Any]:
+def _live_profile(row: dict[str, Any] | None) -> dict[str, Any]:
     """The user columns of a live session's row; Unauthorized for a revoked session or an
     inactive user."""
-    if row is None or row.revoked is not None:
+    if row is None or row["revoked"] is not None:
         raise Unauthorized("Token has been revoked.")
-    if not row.is_active:
+    if not row["is_active"]:
         raise Unauthorized("Account is deactivated.")
-    values = row._mapping
-    return {key: values[key] for key in USER_COLUMNS}
+    return {key: row[key] for key in USER_COLUMNS}
 
 
 def _detached_user(profile: dict[str, Any]) -> User:
@@ -223,7 +225,8 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
     is a conditional UPDATE, so of two concurrent refreshes with one token only one wins.
     """
     claims = decode(token, "refresh")
-    user = _live_user(db.session.execute(SESSION_AND_USER, _ids(claims)).first())
+    row = db.session.execute(SESSION_AND_USER, _ids(claims)).first()
+    user = _live_user(dict(row._mapping) if row is not None else None)
     session_id = claims["sid"]
     new_jti = str(uuid.uuid4())
     now = utcnow()
