@@ -128,6 +128,7 @@ def test_me_is_the_user_schema_of_the_row_and_follows_changes_at_once(
     with app.app_context():
         expected = UserSchema().dump(db.session.get(User, user["id"]))
     assert me.get_json() == expected
+    assert me.data == client.application.json.response(expected).data  # byte for byte
     assert client.get(f"/api/v1/users/{user['id']}", headers=user_headers).data == me.data
 
     promoted = client.put(f"/api/v1/users/{user['id']}/role", headers=admin_headers, json={"role": "admin"})
