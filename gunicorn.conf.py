@@ -22,13 +22,20 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Chosen by measurement (bench/http.py, README "Benchmarks"; 2 cores, wrk -t2 -c32, each setting
-# back to back with plain `-w 2 -k sync`): gthread keeps connections alive (sync closes every
-# one, so each request pays a TCP handshake) and its threads overlap the waits on PostgreSQL
-# and Redis. One process per core: more processes than cores only fight over them (5 gthread
-# workers did no better than 2, 5 sync workers worse than 2). Per request, vs `-w 2 -k sync`:
-# 2x4 gthread 2.5-3.7x on a cached list, 1.6-2.2x on /users/me; 5x4 (the old default) 1.7-2.5x
-# and 1.0x; 3x2 0.9-1.3x and 0.8-1.7x.
+# Chosen by measurement (bench/http.py, bench/gunicorn_settings.py; 2 cores, wrk -t2 -c32, each
+# setting back to back with plain `-w 2 -k sync`). gthread because gunicorn faces clients
+# directly here (no buffering proxy in front): a sync worker is held by a slow client or by a
+# slow upstream call (the posts proxy) for the whole of it, and closes every connection.
+# The price, measured as CPU per request of one worker (Dec 2026, after the hot-path work of
+# #9): sync 371 us (cached list) / 507 us (/users/me); gthread with 1 thread 514 / 657, 2
+# threads 474 / 615, 4 threads 466 / 591 - gthread's poller and thread hand-offs cost about
+# 100 us a request, and fewer threads do not make it cheaper (their wake-ups batch less). So
+# where the CPU is the only limit (a quiet machine) plain sync serves ~15-20% more; where
+# requests also wait (a loaded machine, the database and Redis on the same cores), the threads
+# overlap the waits and 2x4 ran 0.95-1.49x sync on the cached list and 1.0-1.26x on /users/me
+# in the runs of Dec 2026 (busy machine, load 5-9; README "Configuration"). One process per
+# core: more processes than cores only fight over them (5 gthread workers did no better than
+# 2; 3x1 and 3x2 were not clearly better than 2x4 in those noisy runs).
 workers = _int("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 8))
 threads = _int("GUNICORN_THREADS", 4)
 worker_class = "gthread"
