@@ -34,6 +34,10 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+# PostgreSQL's SQLSTATEs for "no such prepared statement" and "it exists already".
+LOST_STATEMENT, DUPLICATE_STATEMENT = "26000", "42P05"
+
+
 class PreparedRead:
     """A one-row read as a server-side prepared statement on PostgreSQL: ONE round trip (a
     pooled connection in autocommit, no pre-ping) and no SQLAlchemy statement machinery on
@@ -88,10 +92,23 @@ class PreparedRead:
             dbapi_connection.autocommit = True
             cursor = dbapi_connection.cursor()
             prepared = connection.info.setdefault("prepared", set())
-            if self.name not in prepared:
-                cursor.execute(prepare)
-                prepared.add(self.name)
-            cursor.execute(execute, args)
+            for attempt in (1, 2):
+                try:
+                    if self.name not in prepared:
+                        cursor.execute(prepare)
+                        prepared.add(self.name)
+                    cursor.execute(execute, args)
+                    break
+                except dialect.loaded_dbapi.Error as exc:
+                    # The server forgot it (DEALLOCATE, a pooler between), or has it already:
+                    # once more from what the server says. Autocommit: no transaction to abort.
+                    code = getattr(exc, "pgcode", None)
+                    if attempt == 2 or code not in (LOST_STATEMENT, DUPLICATE_STATEMENT):
+                        raise
+                    if code == LOST_STATEMENT:
+                        prepared.discard(self.name)
+                    else:
+                        prepared.add(self.name)
             row = cursor.fetchone()
         except dialect.loaded_dbapi.Error as exc:
             invalidated = dialect.is_disconnect(exc, dbapi_connection, cursor)

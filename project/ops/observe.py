@@ -38,6 +38,8 @@ class RequestObserver:
         def observed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             code = int(status[:3])
             secure_headers(code, headers)
+            if any(name.lower() == "x-request-id" for name, _ in headers):  # ours replaces it
+                headers[:] = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
             headers.append((REQUEST_ID_HEADER, request_id))
             request = environ.get("werkzeug.request")  # Flask's, while its context is live
             rule = request.url_rule if request is not None else None
