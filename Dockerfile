@@ -17,8 +17,8 @@ RUN python -m venv /opt/venv \
 # --- runtime: the venv and the code, owned by root and read-only to the app user --------
 FROM ${PYTHON_IMAGE} AS runtime
 # FLASK_SKIP_DOTENV: no `flask` command reads a .env here (there is none: .dockerignore).
-# PROMETHEUS_MULTIPROC_DIR is left unset: gunicorn.conf.py makes its own under /tmp; the
-# worker and gRPC processes serve their own metrics on METRICS_PORT.
+# PROMETHEUS_MULTIPROC_DIR is left unset: gunicorn.conf.py and the gRPC parent (several
+# processes) make their own under /tmp; the worker and gRPC processes serve theirs on METRICS_PORT.
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

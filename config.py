@@ -1,8 +1,10 @@
 """Settings from the environment: Development (embedded), Testing, Production.
 
-Every name here is listed in API.md (Environment). `get_config()` picks the class from
-`APP_ENV`; `create_app()` may lay overrides on top (tests do). In development, a `.env` file
-beside this one fills in what the environment does not set (`load_dotenv_file`).
+The contract's names are listed in API.md (Environment); the tuning knobs beyond it
+(ORDERS_*, GRPC_WORKERS, METRICS_PORT, ...) in the README's Configuration table, with their
+defaults. `get_config()` picks the class from `APP_ENV`; `create_app()` may lay overrides on
+top (tests do). In development, a `.env` file beside this one fills in what the environment
+does not set (`load_dotenv_file`).
 """
 
 from __future__ import annotations
@@ -142,7 +144,12 @@ class Config:
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
     LOG_FORMAT = env_str("LOG_FORMAT", "plain")
     GRPC_PORT = env_int("GRPC_PORT", 50051)
-    GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+    # Processes serving GRPC_PORT (grpc_server.py), and the call threads of each (each process
+    # pools as many PostgreSQL connections). 8, measured (bench/http.py's h2load, 2 processes):
+    # 4 and 8 threads cost the same CPU per call, 16 about 15% more (threads fighting for one
+    # GIL) and twice the connections.
+    GRPC_WORKERS = env_int("GRPC_WORKERS", os.cpu_count() or 1)
+    GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 8)
     # Worker and gRPC processes serve their own /metrics here (unset: off); the API's is /metrics.
     METRICS_PORT = env_int("METRICS_PORT", 0) or None
     METRICS_HOST = env_str("METRICS_HOST", "0.0.0.0")

@@ -4,31 +4,53 @@ Offers `auth.AuthService`, the standard health service (`grpc.health.v1.Health`)
 reflection. Every unary call is logged with a request id and counted in the metrics
 (project/ops/interceptors.py), served on `METRICS_PORT` when set. SIGTERM/SIGINT: health
 turns NOT_SERVING, in-flight calls get GRACE_SECONDS to finish, then the process exits 0.
+
+GRPC_WORKERS processes (default: one per CPU) serve the one port: a Python process runs one
+call's Python at a time (the GIL), so one process cannot use a second core. The parent forks
+them before it creates any gRPC object (gRPC's threads do not survive a fork), each binds the
+port with SO_REUSEPORT (the kernel spreads the client connections over them: a client on one
+HTTP/2 connection talks to one process), and it supervises them: a child that dies is
+replaced, SIGTERM/SIGINT are passed on (each child drains as above), and when children keep
+dying it stops them all and exits 1. It serves the metrics of every child, summed
+(prometheus_client's multiprocess mode). GRPC_WORKERS=1: one process, no parent.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+import time
 from concurrent import futures
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from flask import Flask
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from config import database_url, get_config
 from project import create_app
-from project.metrics import serve_process_metrics
-from project.ops.interceptors import ObservabilityInterceptor
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
 from project.rpc.service import AuthService
+
+# Nothing above imports prometheus_client: with several processes the parent must set
+# PROMETHEUS_MULTIPROC_DIR first (prometheus_client picks its mode when first imported), so
+# the modules that do (project.metrics, the interceptor) are imported where they are used.
 
 log = logging.getLogger("grpc_server")
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 GRACE_SECONDS = 10.0
+# The parent gives up (stops the rest, exits 1) when this many children died within the window.
+MAX_DEATHS, DEATH_WINDOW_SECONDS = 5, 60.0
+RESTART_DELAY_SECONDS = 0.5
 
 
 class GrpcServer:
@@ -48,11 +70,15 @@ def serve(
     port: int, app: Flask | None = None, host: str = "[::]", max_workers: int | None = None
 ) -> GrpcServer:
     """Start the server on `port` (0: any free port) and return it; does not block."""
+    from project.ops.interceptors import ObservabilityInterceptor
+
     app = app or create_app()
     workers = max_workers or app.config["GRPC_MAX_WORKERS"]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         interceptors=[ObservabilityInterceptor()],
+        # Several processes serve one port (GRPC_WORKERS); said here, not left to gRPC's default.
+        options=[("grpc.so_reuseport", 1)],
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthService(app), server)
 
@@ -69,13 +95,21 @@ def serve(
     return GrpcServer(server, bound, health_servicer)
 
 
-def main() -> int:
-    app = create_app()
-    port = int(app.config["GRPC_PORT"])
-    running = serve(port, app)
-    log.info("gRPC server listening on port %s", running.port)
-    serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
+def server_app() -> Flask:
+    """The app of a serving process: a pooled connection per call thread. (With the default
+    pool of 5, the calls beyond 5 at once get overflow connections, closed when given back:
+    under load every such call opened a new PostgreSQL connection, a backend forked for it.)"""
+    config = get_config()
+    overrides = {}
+    if database_url(config.SQLALCHEMY_DATABASE_URI).startswith("postgresql"):
+        options = {**config.SQLALCHEMY_ENGINE_OPTIONS, "pool_size": config.GRPC_MAX_WORKERS}
+        overrides["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    return create_app(overrides)
 
+
+def run_until_signalled(app: Flask, metrics: bool = True, parent: int | None = None) -> int:
+    """Serve on GRPC_PORT until SIGTERM/SIGINT, then drain for GRACE_SECONDS; returns 0.
+    `parent`: a supervised child also stops when that process is gone (killed outright)."""
     stopping = threading.Event()
 
     def on_signal(signum, _frame):
@@ -84,11 +118,152 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    running = serve(int(app.config["GRPC_PORT"]), app)
+    log.info("gRPC server listening on port %s", running.port)
+    if metrics:
+        from project.metrics import serve_process_metrics
+
+        serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
     while not stopping.wait(0.5):
-        pass
+        if parent is not None and os.getppid() != parent:
+            log.warning("the gRPC parent process is gone, shutting down")
+            break
     running.stop(GRACE_SECONDS)
     log.info("gRPC server stopped")
     return 0
+
+
+class Supervisor:
+    """The parent of `count` serving processes (see the module's docstring)."""
+
+    def __init__(self, app: Flask, count: int):
+        self.app = app
+        self.count = count
+        self.children: dict[int, float] = {}  # pid -> when it started
+        self.deaths: collections.deque[float] = collections.deque()
+        self.stop_signal: int | None = None
+        self.metrics_server: WSGIServer | None = None
+
+    def run(self) -> int:
+        from prometheus_client import multiprocess
+
+        from project.metrics import serve_process_metrics
+
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        for _ in range(self.count):
+            self.spawn()
+        self.metrics_server = serve_process_metrics(
+            self.app.config["METRICS_PORT"], self.app.config["METRICS_HOST"], pids=self.server_pids
+        )
+        log.info("gRPC server: %s processes on port %s", self.count, self.app.config["GRPC_PORT"])
+        while self.stop_signal is None:
+            for pid, code in self.reap():
+                multiprocess.mark_process_dead(pid)
+                now = time.monotonic()
+                self.deaths.append(now)
+                while self.deaths and self.deaths[0] < now - DEATH_WINDOW_SECONDS:
+                    self.deaths.popleft()
+                if len(self.deaths) >= MAX_DEATHS:
+                    log.error(
+                        "gRPC workers keep dying (%s in %.0f s): stopping", MAX_DEATHS, DEATH_WINDOW_SECONDS
+                    )
+                    self.stop(signal.SIGTERM)
+                    return 1
+                log.warning("gRPC worker %s exited (%s), starting another", pid, code)
+                time.sleep(RESTART_DELAY_SECONDS)
+                self.spawn()
+            time.sleep(0.2)
+        return self.stop(self.stop_signal)
+
+    def on_signal(self, signum: int, _frame) -> None:
+        log.info("received %s, stopping the gRPC workers", signal.Signals(signum).name)
+        self.stop_signal = signum
+
+    def server_pids(self) -> list[int]:
+        return [os.getpid(), *self.children]
+
+    def spawn(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # else the child writes the parent's buffered lines again
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            self.children[pid] = time.monotonic()
+            return
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if self.metrics_server is not None:
+                self.metrics_server.socket.close()  # the parent's, inherited: not this one's to hold
+            code = run_until_signalled(self.app, metrics=False, parent=parent)
+        except BaseException:
+            log.exception("gRPC worker failed")
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def reap(self) -> list[tuple[int, int]]:
+        """The children that exited since the last look: (pid, exit code or -signal)."""
+        ended = []
+        for pid in list(self.children):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                del self.children[pid]
+                ended.append((pid, os.waitstatus_to_exitcode(status)))
+        return ended
+
+    def stop(self, signum: int) -> int:
+        """Pass `signum` on, wait for the children to drain; 0 if every one exited 0."""
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        deadline = time.monotonic() + GRACE_SECONDS + 5
+        failed = False
+        while self.children and time.monotonic() < deadline:
+            for _pid, code in self.reap():
+                failed = failed or code != 0
+            time.sleep(0.1)
+        for pid in self.children:
+            log.error("gRPC worker %s did not stop in time: killed", pid)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            failed = True
+        self.children.clear()
+        log.info("gRPC server stopped")
+        return 1 if failed else 0
+
+
+def prepare_metrics_dir() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR for the children, emptied (stale files would count twice);
+    a fresh temporary one when unset. Returns the directory to remove at exit, if any."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not given:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="grpc-metrics-")
+        return os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(given, exist_ok=True)
+    for name in os.listdir(given):
+        path = os.path.join(given, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+    return None
+
+
+def main() -> int:
+    count = get_config().GRPC_WORKERS
+    if count <= 1:
+        return run_until_signalled(server_app())
+    made = prepare_metrics_dir()
+    try:
+        return Supervisor(server_app(), count).run()
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 if __name__ == "__main__":

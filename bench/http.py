@@ -14,14 +14,20 @@ Then drives them in turns with wrk (`wrk -t2 -c32`, BENCH_SECONDS each, BENCH_RO
 alternating, so the machine's drift hits every case alike) and prints each case's req/s, p99
 and ratio to the floor of the same round; the figures are medians over the rounds.
 gRPC ValidateToken vs REST /users/me: wrk cannot speak gRPC, so both sides are driven by one
-Python client (BENCH_CLIENT_THREADS threads, each with its own keep-alive connection or stub,
-for BENCH_SECONDS) against the shipped config.
+other C load generator, h2load (Debian's nghttp2-client): BENCH_CLIENT_CONNECTIONS
+connections, one call in flight on each, for BENCH_SECONDS; HTTP/2 with the encoded request
+as the body for gRPC, HTTP/1.1 keep-alive (`--h1`) with the bearer header for REST against
+the shipped config. A gRPC call counts only when it answered `valid=true` (the DATA bytes
+must be exactly the valid reply's, every one; HTTP 200 alone also carries gRPC errors).
+p99 from h2load's per-request log. Without h2load, one Python client drives both
+(BENCH_CLIENT_THREADS threads, each with its own keep-alive connection or stub), as before.
+The gRPC server runs as shipped: GRPC_WORKERS unset, one process per CPU.
 
 Rate limiting is off (one client address would be limited at once) and LOG_LEVEL=WARNING
 (the floor logs nothing either). Environment: BENCH_DATABASE_URL
 (postgresql://postgres@127.0.0.1:5432/bench_http, created if missing, schema rebuilt),
 BENCH_REDIS_URL (redis://127.0.0.1:6379/14, flushed), BENCH_SECONDS (10), BENCH_ROUNDS (3),
-BENCH_CLIENT_THREADS (16). Writes bench/results/http.json.
+BENCH_CLIENT_CONNECTIONS (16), BENCH_CLIENT_THREADS (16). Writes bench/results/http.json.
 Client and servers share this machine: compare ratios, not absolute figures.
 """
 
@@ -40,6 +46,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
@@ -55,6 +62,9 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CLIENT_THREADS = int(os.environ.get("BENCH_CLIENT_THREADS", "16"))
+CLIENT_CONNECTIONS = int(os.environ.get("BENCH_CLIENT_CONNECTIONS", "16"))
+H2LOAD = shutil.which("h2load")
+VALIDATE_TOKEN_PATH = "/auth.AuthService/ValidateToken"
 WRK = ["wrk", "-t2", "-c32", "--latency"]
 PRODUCTS = 100
 RESULTS = ROOT / "bench" / "results" / "http.json"
@@ -258,12 +268,59 @@ def validate_token_call(port: int, token: str):
     return call
 
 
+def grpc_frame(message: bytes) -> bytes:
+    """A gRPC message on the wire: not compressed, its length (4 bytes, big-endian), the bytes."""
+    return b"\0" + len(message).to_bytes(4, "big") + message
+
+
+def h2load(url: str, headers: dict, body: bytes | None = None, reply_bytes: int | None = None) -> dict:
+    """h2load on `url` for SECONDS (CLIENT_CONNECTIONS, one request in flight on each): req/s
+    and p99 of the requests that succeeded. `body`: POST it over HTTP/2 (gRPC), else GET over
+    HTTP/1.1. `reply_bytes`: every answer must carry exactly that many DATA bytes."""
+    with tempfile.TemporaryDirectory(prefix="bench-h2load-") as tmp:
+        log = Path(tmp) / "requests.log"
+        command = [H2LOAD, f"-D{SECONDS:g}", f"-c{CLIENT_CONNECTIONS}", "-m1", "-t1", f"--log-file={log}"]
+        if body is None:
+            command.append("--h1")
+        else:
+            (Path(tmp) / "body").write_bytes(body)
+            command += ["-d", str(Path(tmp) / "body")]
+        for name, value in headers.items():
+            command += ["-H", f"{name}: {value}"]
+        out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+        rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+    done, succeeded = (int(x) for x in re.search(r"requests: .*?(\d+) done, (\d+) succeeded", out).groups())
+    data = int(re.search(r"traffic: .*\((\d+)\) data", out).group(1))
+    durations = sorted(int(row[2]) for row in rows if row[1] == "200")
+    errors = done - len(durations)
+    if reply_bytes is not None:
+        # Calls cut off at the end may have their reply but no trailers yet: at most one per connection.
+        answered = data / reply_bytes
+        if not (done <= answered <= done + CLIENT_CONNECTIONS) or data % reply_bytes:
+            errors = max(errors, 1, done - data // reply_bytes)  # some answers were not the valid reply
+    return {
+        "rps": rps,
+        "p99_ms": round(durations[int(len(durations) * 0.99)] / 1000, 2) if durations else None,
+        "errors": errors + (done - succeeded),
+    }
+
+
 def start(command: list[str], env: dict, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
 
 
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
+
+
+def medians_of(rounds: list[dict], pair: str, name: str) -> dict:
+    """Medians over the rounds; failed requests (non-2xx, or gRPC answers not valid) summed."""
+    runs = [r[pair][name] for r in rounds]
+    return {
+        **{key: median([run[key] for run in runs]) for key in ("rps", "p99_ms")},
+        "failed": sum(run.get("errors", run.get("non_2xx", 0)) for run in runs),
+    }
 
 
 def main() -> int:
@@ -305,6 +362,15 @@ def main() -> int:
             users_me_call(ports["shipped"], token), SECONDS, CLIENT_THREADS
         ),
     }
+    if H2LOAD:
+        request = grpc_frame(auth_pb2.ValidateTokenRequest(token=token).SerializeToString())
+        grpc_headers = {"content-type": "application/grpc", "te": "trailers"}
+        clients["grpc_validate_token"] = lambda: h2load(
+            f"http://127.0.0.1:{ports['grpc']}{VALIDATE_TOKEN_PATH}", grpc_headers, request, reply_bytes
+        )
+        clients["rest_users_me_same_client"] = lambda: h2load(
+            f"http://127.0.0.1:{ports['shipped']}{me_path}", auth
+        )
     for case, (port, path, headers) in cases.items():
         clients[case] = lambda port=port, path=path, headers=headers: wrk(
             f"http://127.0.0.1:{port}{path}", headers
@@ -326,6 +392,12 @@ def main() -> int:
         for name in ("plain", "shipped"):
             wait_for(ports[name], "/health")
         wait_for_grpc(ports["grpc"])
+        with grpc.insecure_channel(f"127.0.0.1:{ports['grpc']}") as channel:
+            reply = auth_pb2_grpc.AuthServiceStub(channel).ValidateToken(
+                auth_pb2.ValidateTokenRequest(token=token), timeout=10
+            )
+        assert reply.valid, reply
+        reply_bytes = len(grpc_frame(reply.SerializeToString()))
         for case, (port, path, headers) in cases.items():
             status, response_headers, _ = get(port, path, headers)
             if not case.startswith("floor"):
@@ -358,8 +430,7 @@ def main() -> int:
         pair = f"{case}/{base}"
         summary[pair] = {
             "ratio": median([r[pair]["ratio"] for r in rounds]),
-            case: {key: median([r[pair][case][key] for r in rounds]) for key in ("rps", "p99_ms")},
-            base: {key: median([r[pair][base][key] for r in rounds]) for key in ("rps", "p99_ms")},
+            **{name: medians_of(rounds, pair, name) for name in (case, base)},
         }
     report = {
         "benchmark": "hot paths over HTTP vs a floor (bench/floor_app.py), one run, medians over rounds",
@@ -371,7 +442,12 @@ def main() -> int:
         "settings": {
             "load": " ".join(WRK) + f" -d{SECONDS:g}s",
             "rounds": ROUNDS,
-            "grpc_vs_rest_client": f"Python, {CLIENT_THREADS} threads, {SECONDS:g}s per side",
+            "grpc_vs_rest_client": (
+                f"h2load -c{CLIENT_CONNECTIONS} -m1 -t1 -D{SECONDS:g} (gRPC: HTTP/2; REST: --h1)"
+                if H2LOAD
+                else f"Python, {CLIENT_THREADS} threads, {SECONDS:g}s per side"
+            ),
+            "grpc_server": f"python grpc_server.py, GRPC_WORKERS unset ({os.cpu_count()} processes)",
             "servers": "floor and project: gunicorn -w 2 -k sync; shipped: gunicorn -c gunicorn.conf.py",
             "app": "APP_ENV=production, PostgreSQL + Redis on loopback, rate limits off, LOG_LEVEL=WARNING",
             "products": PRODUCTS,

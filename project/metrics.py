@@ -7,7 +7,9 @@ Where each process's figures are read:
   and its live workers, read from /proc at scrape time.
 - `python worker.py` (job metrics) and `python grpc_server.py` (gRPC metrics): their own
   small HTTP endpoint on `METRICS_PORT` (off when unset; `serve_process_metrics`), with the
-  standard process and Python collectors of that process.
+  standard process and Python collectors of that process. With several gRPC processes
+  (GRPC_WORKERS > 1) the parent sets `PROMETHEUS_MULTIPROC_DIR` for its children and serves
+  the sum of their files, and `process_*` summed over itself and its live children.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -65,6 +68,8 @@ GRPC_LATENCY = Histogram(
 
 # A path that matched no route: one label value, whatever the client sent.
 UNMATCHED = "<unmatched>"
+# The pids of a server's processes, read at each scrape.
+Pids = Callable[[], Iterable[int]]
 
 
 # Label children by their label values: `.labels()` validates and locks on every call, and the
@@ -109,41 +114,69 @@ def record_job(job: str, queue: str, succeeded: bool, seconds: float) -> None:
     JOB_DURATION.labels(job=job).observe(seconds)
 
 
-def record_grpc(method: str, code: str, seconds: float) -> None:
-    """`method` is the full gRPC method name (`/auth.AuthService/ValidateToken`)."""
-    GRPC_HANDLED.labels(grpc_method=method, grpc_code=code).inc()
-    GRPC_LATENCY.labels(grpc_method=method).observe(seconds)
+def grpc_recorder(method: str) -> Callable[[str, float], None]:
+    """Count one call of `method` (the full gRPC name, `/auth.AuthService/ValidateToken`) with
+    its status code and latency: `record(code, seconds)`. The labelled series are looked up
+    once (per method, and per code), not on every call."""
+    latency = GRPC_LATENCY.labels(grpc_method=method)
+    handled: dict[str, Any] = {}
+
+    def record(code: str, seconds: float) -> None:
+        counter = handled.get(code)
+        if counter is None:
+            counter = handled[code] = GRPC_HANDLED.labels(grpc_method=method, grpc_code=code)
+        counter.inc()
+        latency.observe(seconds)
+
+    return record
+
+
+def multiprocess_registry(multiproc_dir: str, pids: Pids | None = None) -> CollectorRegistry:
+    """Every process's files in `multiproc_dir` added up, and `process_*` summed over `pids`
+    (default: this gunicorn worker's server, see ServerProcessCollector)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+    registry.register(ServerProcessCollector(multiproc_dir, pids))
+    PlatformCollector(registry=registry)
+    return registry
 
 
 def render() -> tuple[bytes, str]:
     """The exposition text of this process, or of every worker in multiprocess mode."""
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if multiproc_dir:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        registry.register(ServerProcessCollector(multiproc_dir))
-        PlatformCollector(registry=registry)
-    else:
-        registry = REGISTRY
+    registry = multiprocess_registry(multiproc_dir) if multiproc_dir else REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def serve_process_metrics(port: int | None, host: str = "0.0.0.0") -> None:
-    """A process outside gunicorn (worker, gRPC) serves its own /metrics on `port` (None: off)."""
-    if port:
-        start_http_server(port, addr=host)
-        log.info("metrics on http://%s:%s/metrics", host, port)
+def serve_process_metrics(
+    port: int | None, host: str = "0.0.0.0", pids: Pids | None = None
+) -> WSGIServer | None:
+    """A process outside gunicorn (worker, gRPC) serves its own /metrics on `port` (None: off).
+
+    `pids`: this process supervises others that write to PROMETHEUS_MULTIPROC_DIR (the gRPC
+    parent): serve their sum, with `process_*` summed over these pids. Returns the server."""
+    if not port:
+        return None
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    registry = multiprocess_registry(multiproc_dir, pids) if pids is not None and multiproc_dir else REGISTRY
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    log.info("metrics on http://%s:%s/metrics", host, port)
+    return server
 
 
 class ServerProcessCollector:
-    """`process_*` for a gunicorn server in multiprocess mode: prometheus_client's per-process
-    collector, summed over the master and its live workers (start time: the oldest; the fd limit:
-    one process's, they share it). Workers: children of this worker's parent that wrote metrics."""
+    """`process_*` for a server in multiprocess mode: prometheus_client's per-process collector,
+    summed over the server's processes (start time: the oldest; the fd limit: one process's,
+    they share it). Under gunicorn: the master and its live workers (children of this worker's
+    parent that wrote metrics); or the processes `pids` names."""
 
-    def __init__(self, multiproc_dir: str) -> None:
+    def __init__(self, multiproc_dir: str, pids: Pids | None = None) -> None:
         self.multiproc_dir = multiproc_dir
+        self.server_pids = pids
 
     def pids(self) -> list[int]:
+        if self.server_pids is not None:
+            return sorted(self.server_pids())
         master = os.getppid()
         pids = {os.getpid()}
         for name in os.listdir(self.multiproc_dir):

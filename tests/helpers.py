@@ -58,3 +58,15 @@ def wait_for(condition: Callable[[], object], timeout: float = 60, what: str = "
             return result
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.2)
+
+
+def metric_value(text: str, name: str, default: float | None = None, **labels: str) -> float:
+    """The value of the series `name{labels...}` in a Prometheus exposition `text`; `default`
+    when it is not there (None: fail)."""
+    for line in text.splitlines():
+        labelled = line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items())
+        if labelled or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    assert default is not None, f"{name}{{{wanted}}} not in /metrics"
+    return default

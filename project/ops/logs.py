@@ -16,6 +16,7 @@ import contextvars
 import logging
 import re
 import sys
+import uuid
 from datetime import UTC, datetime
 
 from flask import Flask
@@ -113,3 +114,8 @@ def configure_logging(app: Flask) -> logging.Handler:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app.extensions["log_handler"] = handler
     return handler
+
+
+def sane_request_id(value: object) -> str:
+    """The caller's request id when it is a sane token, else a new one (HTTP and gRPC alike)."""
+    return value if isinstance(value, str) and REQUEST_ID_PATTERN.match(value) else uuid.uuid4().hex

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from project.metrics import record_request
-from project.ops.logs import REQUEST_ID_HEADER, REQUEST_ID_PATTERN, access_log, request_id_var
+from project.ops.logs import REQUEST_ID_HEADER, access_log, request_id_var, sane_request_id
 from project.security_headers import secure_headers
 
 StartResponse = Callable[..., Any]
@@ -30,8 +29,7 @@ class RequestObserver:
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
-        given = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = given if given and REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+        request_id = sane_request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         token = request_id_var.set(request_id)
         seen: list[Any] = []
 

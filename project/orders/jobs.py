@@ -3,8 +3,8 @@
 Reservations are coalesced into drain jobs: `POST /orders` commits the order, then calls
 `request_drain()`, which queues a `drain_orders` job only if none is queued and not yet
 started (the `orders:drain:queued` flag, one Redis round trip for most POSTs). A drain
-reserves pending orders, oldest first, one short transaction each, until none is left. The
-scheduler runs `expire_reservations` every minute and the safety net `requeue_lost_orders`
+reserves pending orders, oldest first, up to RESERVE_BATCH of them in one transaction, until
+none is left. The scheduler runs `expire_reservations` every minute and the safety net `requeue_lost_orders`
 every ORDERS_RECOVERY_INTERVAL_SECONDS (default 60; project/schedule.py).
 """
 
@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import cast
 
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from project import jobs
 from project.database import utcnow
@@ -40,8 +41,8 @@ OVERDUE_SECONDS = 60
 # Set while a drain job is queued and not yet started; removed by the drain before it reads.
 DRAIN_FLAG = "orders:drain:queued"
 DRAIN_JOB_PREFIX = "orders-drain-"
-# Orders reserved between two product-cache bumps.
-CACHE_BUMP_EVERY = 50
+# Orders reserved in one transaction at most (state_machine.reserve_batch).
+RESERVE_BATCH = 100
 
 
 def request_drain() -> str:
@@ -85,46 +86,76 @@ def _enqueue_drain() -> jobs.EnqueuedJob | None:
 
 
 def drain_orders() -> int:
-    """Reserve pending orders, oldest first, each in its own transaction, until none is left.
+    """Reserve pending orders, oldest first, RESERVE_BATCH to a transaction, until none is left.
 
-    Concurrent drains skip each other's orders (FOR UPDATE SKIP LOCKED); a drain that finds
-    a second order queues another drain, so a backlog keeps every worker busy. Stops after half
-    the job timeout and asks for a follow-up drain, so a busy stream never times a drain out.
-    An order whose reservation raises fails the job (RQ retries it after RESERVE_BACKOFF);
-    on its RESERVE_TRIES-th error the order is failed with GAVE_UP_REASON and the drain goes
-    on. Returns how many orders it settled.
+    Concurrent drains take disjoint batches (FOR UPDATE SKIP LOCKED); a drain whose batch came
+    back full queues another drain, so a backlog keeps every worker busy. Stops after half the
+    job timeout and asks for a follow-up drain, so a busy stream never times a drain out.
+    A batch that loses its database connection fails the job (RQ retries it after
+    RESERVE_BACKOFF); one that raises otherwise is rolled back and the drain goes on order by
+    order, where an order whose reservation raises fails the job, and on its RESERVE_TRIES-th
+    error is failed with GAVE_UP_REASON. Returns how many orders it settled.
     """
     client = redis_client.client  # None inline (no Redis): one drain, in the request
     if client is not None:
         client.delete(DRAIN_FLAG)
     stop_at = time.monotonic() + current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"] / 2
     settled = 0
-    try:
-        while True:
-            if client is not None and time.monotonic() > stop_at:
+    in_batches = True
+    while True:
+        if client is not None and time.monotonic() > stop_at:
+            request_drain()
+            break
+        if in_batches:
+            count = _reserve_batch()
+            if count is None:
+                in_batches = False
+                continue
+            if count == RESERVE_BATCH and client is not None:  # a backlog: call in another worker
                 request_drain()
-                break
-            order = state_machine.lock_next_pending()
-            if order is None:
-                break
-            order_id = order.id
-            if settled == 1 and client is not None:  # a backlog: call in another worker
-                request_drain()
-            try:
-                state_machine.reserve_locked(order, bump_cache=False)
-            except Exception:
-                db.session.rollback()
-                if _count(f"orders:errors:{order_id}") < RESERVE_TRIES:
-                    raise
-                log.exception("order %s: reservation failed on its last try", order_id)
-                state_machine.fail(order_id, GAVE_UP_REASON)
-            settled += 1
-            if settled % CACHE_BUMP_EVERY == 0:
-                invalidate_product_cache()
-    finally:
-        if settled % CACHE_BUMP_EVERY:
-            invalidate_product_cache()
+        else:
+            count = _reserve_next()
+        if not count:
+            break
+        settled += count
+        invalidate_product_cache()  # after every commit: no stale page, one INCR per batch
     return settled
+
+
+def _reserve_batch() -> int | None:
+    """`state_machine.reserve_batch`; None: go on order by order (see `drain_orders`)."""
+    try:
+        count = state_machine.reserve_batch(RESERVE_BATCH)
+    except DBAPIError as exc:
+        db.session.rollback()
+        if exc.connection_invalidated:
+            raise
+        log.warning("a batch of reservations failed (%s); going on order by order", exc.__class__.__name__)
+        return None
+    except Exception:
+        db.session.rollback()
+        log.exception("a batch of reservations failed; going on order by order")
+        return None
+    if count is None:
+        log.info("orders changed under a batch of reservations; going on order by order")
+    return count
+
+
+def _reserve_next() -> int:
+    """Reserve (or fail) the oldest pending order alone; 1, or 0 when none is left."""
+    order = state_machine.lock_next_pending()
+    if order is None:
+        return 0
+    order_id = order.id
+    try:
+        state_machine.reserve_locked(order, bump_cache=False)
+    except Exception:
+        db.session.rollback()
+        if _count(f"orders:errors:{order_id}") < RESERVE_TRIES:
+            raise
+        log.exception("order %s: reservation failed on its last try", order_id)
+        state_machine.fail(order_id, GAVE_UP_REASON)
+    return 1
 
 
 def expire_reservations() -> int:

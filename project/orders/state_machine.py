@@ -12,10 +12,12 @@ the same transaction as the status change: all items or none, exactly once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, Update, bindparam, case, func, select, update
 from sqlalchemy.orm import joinedload
 
 from project.database import rowcount, utcnow
@@ -88,11 +90,18 @@ def _give_back(item: OrderItem) -> None:
 def _shortfall_reason(item: OrderItem) -> str:
     product = db.session.get(Product, item.product_id, populate_existing=True)
     if product is None or product.deleted_at is not None:
-        return f"Product {item.product_id} is no longer available."
-    return (
-        f"Not enough stock for product {item.product_id} "
-        f"({product.name}): {item.quantity} requested, {product.stock} available."
-    )[:255]
+        return _shortfall_message(item.product_id, item.quantity, None, 0)
+    return _shortfall_message(item.product_id, item.quantity, product.name, product.stock)
+
+
+def _shortfall_message(product_id: int, quantity: int, name: str | None, available: int) -> str:
+    """Why an order failed; `name` None: the product is deleted."""
+    if name is None:
+        return f"Product {product_id} is no longer available."
+    message = (
+        f"Not enough stock for product {product_id} ({name}): {quantity} requested, {available} available."
+    )
+    return message[:255]
 
 
 def reserve(order_id: int, *, bump_cache: bool = True) -> str | None:
@@ -120,6 +129,117 @@ def lock_next_pending() -> Order | None:
     if order is None:
         db.session.rollback()
     return order
+
+
+# The batch path's statements, built once (Core: no unit of work, no identity map).
+_orders, _items, _products = (cast(Table, model.__table__) for model in (Order, OrderItem, Product))
+_NEXT_PENDING = (
+    select(_orders.c.id)
+    .where(_orders.c.status == "pending")
+    .order_by(_orders.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_LINES_OF = (
+    select(_items.c.order_id, _items.c.product_id, _items.c.quantity)
+    .where(_items.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_items.c.order_id, _items.c.product_id)
+)
+# NO KEY UPDATE, as an UPDATE takes: new order lines (a foreign key's KEY SHARE) still go in.
+_LOCK_PRODUCTS = (
+    select(_products.c.id, _products.c.name, _products.c.stock, _products.c.deleted_at)
+    .where(_products.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_products.c.id)
+    .with_for_update(key_share=True)
+)
+
+
+def reserve_batch(limit: int) -> int | None:
+    """Reserve or fail up to `limit` pending orders, oldest first, in one transaction (commits).
+
+    The rules of `reserve_locked`, order by order: each order takes the stock of all its items
+    or none, the older order first; one that cannot is failed with the shortfall. The locks are
+    taken as every transition takes them: the orders (SKIP LOCKED: concurrent drains take
+    disjoint batches), then their products in id order. Six statements for the whole batch.
+    Returns how many orders it settled (0: none pending), or None if a guarded write found rows
+    changed under it (SQLite has no row locks): nothing is written then.
+    """
+    order_ids = list(db.session.scalars(_NEXT_PENDING, {"limit": limit}))
+    if not order_ids:
+        db.session.rollback()
+        return 0
+    lines = db.session.execute(_LINES_OF, {"ids": order_ids}).all()
+    product_ids = sorted({line.product_id for line in lines})
+    products = {row.id: row for row in db.session.execute(_LOCK_PRODUCTS, {"ids": product_ids})}
+    reserved, failed, taken = _settle(order_ids, lines, products)
+
+    now = utcnow()
+    writes: list[tuple[Update, int]] = []
+    if taken:
+        units = case(taken, value=_products.c.id)
+        writes.append(
+            (
+                update(_products)
+                .where(_products.c.id.in_(list(taken)), _products.c.stock >= units)
+                .values(stock=_products.c.stock - units, updated_at=now),
+                len(taken),
+            )
+        )
+    if reserved:
+        writes.append(
+            (_pending(reserved).values(status="reserved", reserved_at=now, updated_at=now), len(reserved))
+        )
+    if failed:
+        reasons = case(failed, value=_orders.c.id)
+        writes.append(
+            (
+                _pending(list(failed)).values(status="failed", failure_reason=reasons, updated_at=now),
+                len(failed),
+            )
+        )
+    for statement, rows in writes:
+        if rowcount(db.session.execute(statement)) != rows:
+            db.session.rollback()
+            return None
+    db.session.commit()
+    for order_id, reason in failed.items():
+        log.info("order %s failed: %s", order_id, reason)
+    return len(order_ids)
+
+
+def _settle(
+    order_ids: list[int], lines: Sequence[Row], products: dict[int, Row]
+) -> tuple[list[int], dict[int, str], dict[int, int]]:
+    """Decide from the locked stock, oldest order first, which orders take their items and
+    which fail, and why. Returns (reserved ids, {failed id: reason}, {product id: units taken})."""
+    left = {pid: row.stock for pid, row in products.items() if row.deleted_at is None}
+    lines_of: dict[int, list[Row]] = defaultdict(list)
+    for line in lines:  # in product-id order within an order
+        lines_of[line.order_id].append(line)
+    reserved: list[int] = []
+    failed: dict[int, str] = {}
+    taken: Counter[int] = Counter()
+    for order_id in order_ids:
+        items = lines_of[order_id]
+        short = next((line for line in items if left.get(line.product_id, -1) < line.quantity), None)
+        if short is None:
+            for line in items:
+                left[line.product_id] -= line.quantity
+                taken[line.product_id] += line.quantity
+            reserved.append(order_id)
+        elif short.product_id in left:
+            name = products[short.product_id].name
+            failed[order_id] = _shortfall_message(
+                short.product_id, short.quantity, name, left[short.product_id]
+            )
+        else:
+            failed[order_id] = _shortfall_message(short.product_id, short.quantity, None, 0)
+    return reserved, failed, dict(taken)
+
+
+def _pending(order_ids: list[int]) -> Update:
+    """An UPDATE of those orders that are still pending."""
+    return update(_orders).where(_orders.c.id.in_(order_ids), _orders.c.status == "pending")
 
 
 def reserve_locked(order: Order | None, *, bump_cache: bool = True) -> str | None:

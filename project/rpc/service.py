@@ -1,4 +1,8 @@
-"""`auth.AuthService`: ValidateToken runs the REST API's own token check (`authenticate`)."""
+"""`auth.AuthService`: ValidateToken runs the REST API's own token check (`check_token`).
+
+Answered from the checked row: no ORM object, no Flask request, one app context per call
+(the token check reads the app's engine and JWT settings).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import grpc
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from project.auth.sessions import authenticate
+from project.auth.sessions import check_token
 from project.errors import AppError
 from project.redis_client import REDIS_ERRORS
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
@@ -33,13 +37,9 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             return invalid("Invalid token.")
         try:
             with self.app.app_context():
-                user, claims = authenticate(token, "access")
+                row, claims = check_token(token, "access")
                 return auth_pb2.ValidateTokenResponse(
-                    valid=True,
-                    user_id=user.id,
-                    email=user.email,
-                    role=user.role,
-                    expires_at=int(claims["exp"]),
+                    valid=True, user_id=row.id, email=row.email, role=row.role, expires_at=int(claims["exp"])
                 )
         except AppError as exc:
             return invalid(exc.message)

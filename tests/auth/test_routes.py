@@ -509,3 +509,36 @@ def test_another_users_session_is_404(client, app, user, make_user, log_in):
     assert client.delete(f"{API}/sessions/{theirs}").status_code == 401
     assert client.get(f"{API}/sessions").status_code == 401
     assert client.get(f"{API}/sessions?per_page=101", headers=bearer(mine["access_token"])).status_code == 422
+
+
+# --- verified tokens are remembered (project.auth.sessions.decode) ------------------------
+
+
+def test_a_remembered_token_still_expires(client, user, auth_headers, monkeypatch):
+    import jwt as pyjwt
+
+    headers = auth_headers(user)
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # verified, remembered
+    token = headers["Authorization"].split()[1]
+    expires = pyjwt.decode(token, options={"verify_signature": False})["exp"]
+    monkeypatch.setattr("project.auth.sessions._now", lambda: expires + 1)
+    response = client.get("/api/v1/users/me", headers=headers)
+    assert response.status_code == 401
+    assert "expired" in response.get_json()["message"].lower()
+
+
+def test_a_remembered_token_is_refused_under_another_key(app, client, user, auth_headers):
+    from project import create_app
+
+    headers = auth_headers(user)
+    assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # verified, remembered
+    other = create_app(
+        app_env="testing",
+        overrides={
+            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "JWT_SECRET_KEY": "another-jwt-secret-key-0123456789abcdef",
+        },
+    )
+    response = other.test_client().get("/api/v1/users/me", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["message"] == "Invalid token."

@@ -8,15 +8,9 @@ import re
 
 import pytest
 
+from tests.helpers import metric_value
+
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-def metric_value(text: str, name: str, **labels) -> float:
-    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name}{{{wanted}}} not in /metrics")
 
 
 def test_metrics_count_the_request_just_made(client):

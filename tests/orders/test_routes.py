@@ -11,7 +11,7 @@ import pytest
 from project import jobs as queue_jobs
 from project.orders import jobs as order_jobs
 from project.orders import service, state_machine
-from project.orders.models import Order
+from project.orders.models import Order, OrderItem
 from tests.helpers import assert_error
 
 ORDERS = "/api/v1/orders"
@@ -33,6 +33,12 @@ def test_post_stores_a_pending_order_with_captured_prices(place, make_product, u
     assert order["total"] == 15.0
     assert order["failure_reason"] is None
     assert order["created_at"].endswith("+00:00")
+
+
+def test_the_202_is_what_a_read_of_the_stored_order_answers(client, place, make_product, user_headers):
+    a, b = make_product(stock=5, price="0.10")["id"], make_product(stock=5, price="19.99")["id"]
+    created = place(user_headers, [(b, 3), (a, 1)]).get_json()  # built from what was written
+    assert client.get(f"{ORDERS}/{created['id']}", headers=user_headers).get_json() == created
 
 
 def test_worker_reserves_all_items(client, place, make_product, stock_of, user_headers, run_jobs):
@@ -149,12 +155,19 @@ def test_unknown_and_deleted_products_are_422_naming_them(place, make_product, u
     message = response.get_json()["errors"]["json"]["items"][0]
     assert str(gone) in message and "999999" in message
     with app.app_context():
-        assert Order.query.count() == 0
+        assert (Order.query.count(), OrderItem.query.count()) == (0, 0)
 
 
-def test_a_total_beyond_the_column_is_422(place, make_product, user_headers):
-    pid = make_product(stock=10_000, price="99999999.99")["id"]
-    assert place(user_headers, [(pid, 10_000)]).status_code == 422
+def test_a_total_beyond_the_column_is_422(place, make_product, user_headers, app):
+    cheap, dear = (
+        make_product(stock=10, price="1.00")["id"],
+        make_product(stock=10_000, price="99999999.99")["id"],
+    )
+    response = place(user_headers, [(cheap, 1), (dear, 10_000)])
+    assert response.status_code == 422
+    assert "must not exceed" in response.get_json()["errors"]["json"]["items"][0]
+    with app.app_context():
+        assert (Order.query.count(), OrderItem.query.count()) == (0, 0)
 
 
 def test_malformed_json_is_400(client, user_headers):
@@ -408,6 +421,48 @@ def test_one_drain_reserves_every_order_posted_before_it(
     assert stock_of(pid) == 0
 
 
+def test_one_batch_settles_each_order_all_or_none_oldest_first(
+    app, client, place, make_product, stock_of, user_headers, monkeypatch
+):
+    from project.database import utcnow
+    from project.extensions import db
+    from project.products.models import Product
+
+    a, b = make_product(stock=5, name="Apples")["id"], make_product(stock=4)["id"]
+    gone = make_product(stock=9)["id"]
+    lines = [
+        [(a, 3), (b, 1)],  # reserved: 2 apples and 3 b left
+        [(b, 1), (a, 3)],  # 3 apples of 2: failed, its b not taken
+        [(a, 2)],  # reserved: the apples are gone
+        [(b, 3), (gone, 1)],  # a deleted product: failed, its b not taken
+        [(b, 3)],  # reserved
+    ]
+    ids = [place(user_headers, order).get_json()["id"] for order in lines]
+    with app.app_context():
+        db.session.get(Product, gone).deleted_at = utcnow()
+        db.session.commit()
+    settled_by_batch = []
+    batch = state_machine.reserve_batch
+
+    def counted(limit):
+        settled_by_batch.append(batch(limit))
+        return settled_by_batch[-1]
+
+    monkeypatch.setattr(state_machine, "reserve_batch", counted)
+    with app.app_context():
+        assert order_jobs.drain_orders() == 5
+    assert settled_by_batch == [5, 0]  # one transaction for the five
+    orders = [client.get(f"{ORDERS}/{i}", headers=user_headers).get_json() for i in ids]
+    assert [(o["status"], o["failure_reason"]) for o in orders] == [
+        ("reserved", None),
+        ("failed", f"Not enough stock for product {a} (Apples): 3 requested, 2 available."),
+        ("reserved", None),
+        ("failed", f"Product {gone} is no longer available."),
+        ("reserved", None),
+    ]
+    assert (stock_of(a), stock_of(b), stock_of(gone)) == (0, 0, 9)
+
+
 def test_an_order_whose_reservation_raises_on_every_try_is_failed_with_a_reason(
     app, client, place, make_product, stock_of, user_headers, monkeypatch
 ):
@@ -423,6 +478,12 @@ def test_an_order_whose_reservation_raises_on_every_try_is_failed_with_a_reason(
             raise OperationalError("UPDATE products", {}, Exception("server closed the connection"))
         return take(item)
 
+    def batch_raises(limit):
+        raise OperationalError("SELECT orders", {}, Exception("canceling statement"))
+
+    # The batch fails (and not for a lost connection): the drain goes on order by order,
+    # where the poisoned order is the one that raises and whose tries are counted.
+    monkeypatch.setattr(state_machine, "reserve_batch", batch_raises)
     monkeypatch.setattr(state_machine, "_take", take_or_raise)
     with app.app_context():
         for _ in range(order_jobs.RESERVE_TRIES - 1):  # the first try and the retries but one

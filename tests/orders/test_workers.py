@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import psycopg2
 import pytest
-from sqlalchemy import case, update
+from sqlalchemy import case, select, update
 
 from project import jobs as queue_jobs
 from project.database import utcnow
@@ -183,6 +183,34 @@ def test_concurrent_drains_take_each_order_once(
         for pid in pids[: 1 + i % 3]:
             taken[pid] += 1 + i % 3
     assert [stock_of(pid) for pid in pids] == [1000 - taken[pid] for pid in pids]
+
+
+def test_overlapping_batches_never_oversell(
+    app, client, make_product, stock_of, make_user, auth_headers, worker_processes
+):
+    scarce, plenty = make_product(stock=150)["id"], make_product(stock=10_000)["id"]
+    headers = [auth_headers(make_user()) for _ in range(8)]
+    body = {"items": [{"product_id": scarce, "quantity": 1}, {"product_id": plenty, "quantity": 1}]}
+    # More orders than one batch holds (RESERVE_BATCH), so the drains' batches overlap in time.
+    count = 3 * order_jobs.RESERVE_BATCH + 20
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        codes = list(
+            pool.map(
+                lambda i: app.test_client().post(ORDERS, json=body, headers=headers[i % 8]).status_code,
+                range(count),
+            )
+        )
+    assert codes == [202] * count
+    with app.app_context():
+        for n in range(6):
+            queue_jobs.enqueue("stock", order_jobs.drain_orders, job_id=f"{order_jobs.DRAIN_JOB_PREFIX}b{n}")
+
+    worker_processes(4)
+
+    with app.app_context():
+        statuses = Counter(db.session.scalars(select(Order.status)))
+    assert statuses == {"reserved": 150, "failed": count - 150}
+    assert (stock_of(scarce), stock_of(plenty)) == (0, 10_000 - 150)
 
 
 @contextlib.contextmanager

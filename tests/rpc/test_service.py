@@ -13,6 +13,7 @@ from project.auth.sessions import revoke_sessions, start_session
 from project.extensions import db
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
 from project.users.models import User
+from tests.helpers import metric_value
 
 
 @pytest.fixture
@@ -162,8 +163,11 @@ def test_database_down_is_unavailable_not_invalid():
         token = create_access_token(identity="1", additional_claims={"sid": "s", "role": "user"})
     running = serve(0, down, host="127.0.0.1", max_workers=2)
     unavailable = {"grpc_method": "/auth.AuthService/ValidateToken", "grpc_code": "UNAVAILABLE"}
-    before = metric(
-        down.test_client().get("/metrics").get_data(as_text=True), "grpc_server_handled_total", **unavailable
+    before = metric_value(
+        down.test_client().get("/metrics").get_data(as_text=True),
+        "grpc_server_handled_total",
+        0.0,
+        **unavailable,
     )
     try:
         with (
@@ -175,17 +179,13 @@ def test_database_down_is_unavailable_not_invalid():
     finally:
         running.stop(grace=None)
     # Counted under the code the client saw.
-    after = metric(
-        down.test_client().get("/metrics").get_data(as_text=True), "grpc_server_handled_total", **unavailable
+    after = metric_value(
+        down.test_client().get("/metrics").get_data(as_text=True),
+        "grpc_server_handled_total",
+        0.0,
+        **unavailable,
     )
     assert after == before + 1
-
-
-def metric(text: str, name: str, **labels) -> float:
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 @pytest.mark.app_config(LOG_FORMAT="json")
@@ -220,11 +220,14 @@ def test_calls_are_logged_with_a_request_id_and_counted(app, client, stub, token
     after = client.get("/metrics").get_data(as_text=True)
     labels = {"grpc_method": method, "grpc_code": "OK"}
     assert (
-        metric(after, "grpc_server_handled_total", **labels)
-        == metric(before, "grpc_server_handled_total", **labels) + 2
+        metric_value(after, "grpc_server_handled_total", 0.0, **labels)
+        == metric_value(before, "grpc_server_handled_total", 0.0, **labels) + 2
     )
     count = "grpc_server_handling_seconds_count"
-    assert metric(after, count, grpc_method=method) == metric(before, count, grpc_method=method) + 2
+    assert (
+        metric_value(after, count, 0.0, grpc_method=method)
+        == metric_value(before, count, 0.0, grpc_method=method) + 2
+    )
 
 
 def test_a_signed_token_without_exp_is_invalid(app, stub, tokens):
