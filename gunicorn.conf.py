@@ -25,19 +25,17 @@ bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '800
 # Chosen by measurement (bench/http.py, bench/gunicorn_settings.py; 2 cores, wrk -t2 -c32, each
 # setting back to back with plain `-w 2 -k sync`). gthread because gunicorn faces clients
 # directly here (no buffering proxy in front): a sync worker is held by a slow client or by a
-# slow upstream call (the posts proxy) for the whole of it, and closes every connection.
-# The price, measured as CPU per request of one worker (Dec 2026, after the hot-path work of
-# #9): sync 371 us (cached list) / 507 us (/users/me); gthread with 1 thread 514 / 657, 2
-# threads 474 / 615, 4 threads 466 / 591 - gthread's poller and thread hand-offs cost about
-# 100 us a request, and fewer threads do not make it cheaper (their wake-ups batch less). So
-# where the CPU is the only limit (a quiet machine) plain sync serves ~15-20% more; where
-# requests also wait (a loaded machine, the database and Redis on the same cores), the threads
-# overlap the waits and 2x4 ran 0.95-1.49x sync on the cached list and 1.0-1.26x on /users/me
-# in the runs of Dec 2026 (busy machine, load 5-9; README "Configuration"). One process per
-# core: more processes than cores only fight over them (5 gthread workers did no better than
-# 2; 3x1 and 3x2 were not clearly better than 2x4 in those noisy runs).
+# slow upstream call (the posts proxy) for the whole of it, and closes every connection. Its
+# price is CPU: per request of one worker (Dec 2026, after #9's hot-path work) sync 371 us on
+# a cached list / 507 us on /users/me, gthread 466-514 / 591-657 (poller and thread hand-offs).
+# 2 threads, not 4: on a quiet machine (load < 1 before the run) 2x2 ran 1.11/1.13x and
+# 1.14/1.05x plain sync (list HIT / /users/me, two rounds) where 2x4 ran 1.09/1.06x and
+# 1.12/0.97x, and bench/http.py's shipped-vs-plain rows went from 1.08/0.89x (2x4) to
+# 1.04/1.04x (2x2): more threads per core only queue on the GIL once the requests are this
+# cheap. One process per core: 3x1 ran 0.87-1.05x, and on a loaded machine (load 5-9) all
+# gthread settings beat sync (0.95-1.5x), the spread too wide to rank them there.
 workers = _int("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 8))
-threads = _int("GUNICORN_THREADS", 4)
+threads = _int("GUNICORN_THREADS", 2)
 worker_class = "gthread"
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
