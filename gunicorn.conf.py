@@ -22,15 +22,20 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Chosen by measurement (bench/http.py, README "Benchmarks"; 2 cores, wrk -t2 -c32, each setting
-# back to back with plain `-w 2 -k sync`): gthread keeps connections alive (sync closes every
-# one, so each request pays a TCP handshake) and its threads overlap the waits on PostgreSQL
-# and Redis. One process per core: more processes than cores only fight over them (5 gthread
-# workers did no better than 2, 5 sync workers worse than 2). Per request, vs `-w 2 -k sync`:
-# 2x4 gthread 2.5-3.7x on a cached list, 1.6-2.2x on /users/me; 5x4 (the old default) 1.7-2.5x
-# and 1.0x; 3x2 0.9-1.3x and 0.8-1.7x.
+# Chosen by measurement (bench/http.py, bench/gunicorn_settings.py; 2 cores, wrk -t2 -c32, each
+# setting back to back with plain `-w 2 -k sync`). gthread because gunicorn faces clients
+# directly here (no buffering proxy in front): a sync worker is held by a slow client or by a
+# slow upstream call (the posts proxy) for the whole of it, and closes every connection. Its
+# price is CPU: per request of one worker (Dec 2026, after #9's hot-path work) sync 371 us on
+# a cached list / 507 us on /users/me, gthread 466-514 / 591-657 (poller and thread hand-offs).
+# 2 threads, not 4: on a quiet machine (load < 1 before the run) 2x2 ran 1.11/1.13x and
+# 1.14/1.05x plain sync (list HIT / /users/me, two rounds) where 2x4 ran 1.09/1.06x and
+# 1.12/0.97x, and bench/http.py's shipped-vs-plain rows went from 1.08/0.89x (2x4) to
+# 1.04/1.04x (2x2): more threads per core only queue on the GIL once the requests are this
+# cheap. One process per core: 3x1 ran 0.87-1.05x, and on a loaded machine (load 5-9) all
+# gthread settings beat sync (0.95-1.5x), the spread too wide to rank them there.
 workers = _int("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 8))
-threads = _int("GUNICORN_THREADS", 4)
+threads = _int("GUNICORN_THREADS", 2)
 worker_class = "gthread"
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)

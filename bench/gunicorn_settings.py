@@ -5,7 +5,8 @@
 The project (set up as bench/http.py does: production mode, PostgreSQL + Redis, 100 products)
 under each setting below at once; for each setting and path (products list page 1 HIT,
 /users/me), wrk runs it and the plain reference back to back, in turns (AB, then BA), for
-BENCH_ROUNDS rounds of BENCH_SECONDS each. Prints and writes bench/results/gunicorn_settings.json:
+BENCH_ROUNDS rounds of BENCH_SECONDS each (BENCH_SETTINGS: comma-separated names, a part of
+the study). Prints and writes bench/results/gunicorn_settings.json:
 the ratio to the reference per round. gunicorn.conf.py's defaults come from these figures.
 """
 
@@ -29,31 +30,38 @@ REFERENCE = "sync 2"
 SETTINGS = {
     REFERENCE: ["-w", "2", "-k", "sync"],
     "sync 3": ["-w", "3", "-k", "sync"],
-    "sync 5": ["-w", "5", "-k", "sync"],
+    "gthread 2x1": ["-w", "2", "-k", "gthread", "--threads", "1"],
+    "gthread 2x2": ["-w", "2", "-k", "gthread", "--threads", "2"],
     "gthread 2x4": ["-w", "2", "-k", "gthread", "--threads", "4"],
+    "gthread 3x1": ["-w", "3", "-k", "gthread", "--threads", "1"],
     "gthread 3x2": ["-w", "3", "-k", "gthread", "--threads", "2"],
-    "gthread 5x4": ["-w", "5", "-k", "gthread", "--threads", "4"],
-    "gthread 5x4, max-requests 2000": [
-        *("-w", "5", "-k", "gthread", "--threads", "4"),
-        *("--max-requests", "2000", "--max-requests-jitter", "200"),
-    ],
 }
 
 
 def main() -> int:
+    only = os.environ.get("BENCH_SETTINGS")  # comma-separated names: a part of the study
+    chosen = [name for name in SETTINGS if name == REFERENCE or not only or name in only.split(",")]
     token, _ = bench.prepare()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     env = {**os.environ, **bench.ENV, "PYTHONPATH": str(ROOT)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     elsewhere = Path(tempfile.mkdtemp(prefix="bench-gunicorn-"))  # no ./gunicorn.conf.py there
-    ports = {name: bench.free_port() for name in SETTINGS}
+    ports = {name: bench.free_port() for name in chosen}
     servers = [
         bench.start(
-            [gunicorn, *args, "--log-level", "warning", "-b", f"127.0.0.1:{ports[name]}", "wsgi:app"],
+            [
+                gunicorn,
+                *SETTINGS[name],
+                "--log-level",
+                "warning",
+                "-b",
+                f"127.0.0.1:{ports[name]}",
+                "wsgi:app",
+            ],
             env,
             elsewhere,
         )
-        for name, args in SETTINGS.items()
+        for name in chosen
     ]
     paths = {
         "products_list_hit": ("/api/v1/products", None),
@@ -61,12 +69,12 @@ def main() -> int:
     }
     ratios: dict[str, dict[str, list[float]]] = {}
     try:
-        for name in SETTINGS:
+        for name in chosen:
             bench.wait_for(ports[name], "/health")
             for path, headers in paths.values():
                 bench.get(ports[name], path, headers)  # the next reads are HITs
         for number in range(bench.ROUNDS):
-            for name in SETTINGS:
+            for name in chosen:
                 if name == REFERENCE:
                     continue
                 for key, (path, headers) in paths.items():

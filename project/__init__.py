@@ -33,7 +33,6 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
         check_production_config(app.config)
 
     derive_settings(app)
-    register_security_headers(app)  # first: its after-request hook then runs last
     register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
@@ -82,12 +81,6 @@ def _default_rate_limit() -> str:
     from flask import current_app
 
     return current_app.config["RATE_LIMIT_DEFAULT"]
-
-
-def register_security_headers(app: Flask) -> None:
-    from project.security_headers import register_security_headers as register
-
-    register(app)
 
 
 def register_input_checks(app: Flask) -> None:
@@ -155,7 +148,7 @@ class CookieSessionOnDemand(SecureCookieSessionInterface):
     API authenticates with bearer tokens, and building the signer costs every request."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if self.get_cookie_name(app) not in request.cookies:
+        if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
 

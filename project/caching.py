@@ -214,9 +214,10 @@ def response_key(namespace: str, kind: str, names: frozenset[str], path_args: Ma
     left out, as the route ignores them; spellings that parse alike (`LAMPS`, `lamps`) get
     entries of their own, which is cheaper than parsing on every HIT."""
     pairs = sorted(path_args.items())
-    pairs += sorted(
-        (name, value) for name in names & request.args.keys() for value in request.args.getlist(name)
-    )
+    if names and request.environ.get("QUERY_STRING"):  # else no query to parse
+        pairs += sorted(
+            (name, value) for name in names & request.args.keys() for value in request.args.getlist(name)
+        )
     args = _readable(urlencode(pairs))
     return f"{current_app.config.get('CACHE_KEY_PREFIX', '')}response:{namespace}:{kind}:{args}"
 
@@ -229,8 +230,8 @@ def _lookup(namespace: str, key: str, versioned: bool) -> tuple[int | None, byte
         if client is None:
             return (_local_versions().setdefault(namespace, 0) if versioned else 0), cache.get(key)
         if not versioned:
-            return 0, cast("bytes | None", client.get(key))  # no decode_responses: bytes
-        version, entry = client.mget(_version_key(namespace), key)
+            return 0, cast("bytes | None", redis_client.command("GET", key))  # bytes
+        version, entry = redis_client.command("MGET", _version_key(namespace), key)
     except Exception as exc:
         _failed(namespace, "get", exc)
         return None, None
@@ -265,7 +266,7 @@ def _store(namespace: str, key: str, version: int, etag: str, body: bytes, secon
 def _finish(response: Response, etag: str, status: str) -> Response:
     response.headers["ETag"] = f'"{etag}"'
     response.headers["X-Cache"] = status
-    if request.if_none_match and request.if_none_match.contains_weak(etag):
+    if "HTTP_IF_NONE_MATCH" in request.environ and request.if_none_match.contains_weak(etag):
         response.status_code = 304
         response.set_data(b"")
         del response.headers["Content-Type"]

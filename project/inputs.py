@@ -115,8 +115,19 @@ class AppRequest(Request):
         raise BadRequest("The request body is malformed; see errors.", {"json": ["Invalid JSON body."]})
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _has_nul(values: list[str]) -> bool:
     return any("\x00" in value for value in values)
+
+
+def _environ_has_nul(environ: dict) -> bool:
+    """NUL in the path, the query (raw, or percent-encoded: the only way a decoded query gets
+    one) or a header: one look at the WSGI strings, no request wrappers built."""
+    if "%00" in environ.get("QUERY_STRING", ""):
+        return True
+    return any("\x00" in value for value in environ.values() if type(value) is str)
 
 
 def check_request_input() -> None:
@@ -124,11 +135,13 @@ def check_request_input() -> None:
     limit = request.max_content_length
     if limit is not None and (request.content_length or 0) > limit:
         raise RequestEntityTooLarge(f"The request body must be at most {limit} bytes.")
-    texts = [request.path, *request.args.keys(), *(v for _, vs in request.args.lists() for v in vs)]
-    texts += [value for _, value in request.headers.items()]
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        texts += [*request.form.keys(), *(v for _, vs in request.form.lists() for v in vs)]
-    if _has_nul(texts):
+    if _environ_has_nul(request.environ):
+        raise Unprocessable(NUL_MESSAGE)
+    if not request.environ.get("CONTENT_TYPE"):
+        return  # no body type: no form, no JSON to look at (a GET, mostly)
+    if request.mimetype in FORM_TYPES and _has_nul(
+        [*request.form.keys(), *(v for _, vs in request.form.lists() for v in vs)]
+    ):
         raise Unprocessable(NUL_MESSAGE)
     # An empty body is no body (webargs reads it so too); anything else is parsed and checked now.
     if request.is_json and request.get_data(cache=True):

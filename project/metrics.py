@@ -72,16 +72,35 @@ UNMATCHED = "<unmatched>"
 Pids = Callable[[], Iterable[int]]
 
 
+# Label children by their label values: `.labels()` validates and locks on every call, and the
+# hot paths record the same few combinations again and again.
+_CACHE_CHILDREN: dict[tuple[str, str], Any] = {}
+_REQUEST_CHILDREN: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
+# Methods are the client's words: any other is counted as one label value.
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
 def record_cache(namespace: str, result: str) -> None:
     """result: "hit", "miss", "stale" or "error"."""
-    CACHE_REQUESTS.labels(namespace=namespace, result=result).inc()
+    child = _CACHE_CHILDREN.get((namespace, result))
+    if child is None:
+        child = _CACHE_CHILDREN[namespace, result] = CACHE_REQUESTS.labels(namespace=namespace, result=result)
+    child.inc()
 
 
 def record_request(method: str, endpoint: str | None, status: int, seconds: float) -> None:
     """`endpoint` is the URL rule (`/api/v1/users/<int:user_id>`), never the raw path."""
-    endpoint = endpoint or UNMATCHED
-    HTTP_REQUESTS.labels(method=method, endpoint=endpoint, status=str(status)).inc()
-    HTTP_LATENCY.labels(method=method, endpoint=endpoint).observe(seconds)
+    if method not in METHODS:
+        method = "OTHER"
+    children = _REQUEST_CHILDREN.get((method, endpoint, status))
+    if children is None:
+        label = endpoint or UNMATCHED
+        children = _REQUEST_CHILDREN[method, endpoint, status] = (
+            HTTP_REQUESTS.labels(method=method, endpoint=label, status=str(status)),
+            HTTP_LATENCY.labels(method=method, endpoint=label),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def record_queue_depths(depths: dict[str, int]) -> None:

@@ -6,25 +6,22 @@
 - `Retry-After` only where it means something: 429 and 503. Flask-Limiter adds it to every
   response when its headers are on.
 
-Registered before the extensions: Flask runs after-request hooks in reverse order, so this one
-runs after Flask-Limiter's and sees the final headers.
+Applied to the WSGI status and header list as the response leaves the app (project.ops.observe),
+so after every Flask hook (Flask-Limiter's included): the final headers are the ones seen.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response
-
 RETRY_AFTER_CODES = (429, 503)
 
 
-def set_security_headers(response: Response) -> Response:
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if response.status_code == 401 and "WWW-Authenticate" not in response.headers:
-        response.headers["WWW-Authenticate"] = "Bearer"
-    if response.status_code not in RETRY_AFTER_CODES:
-        response.headers.pop("Retry-After", None)
-    return response
-
-
-def register_security_headers(app: Flask) -> None:
-    app.after_request(set_security_headers)
+def secure_headers(status: int, headers: list[tuple[str, str]]) -> None:
+    """Set the security headers in a WSGI header list, in place."""
+    names = {name.lower() for name, _ in headers}
+    if "x-content-type-options" in names:
+        headers[:] = [(n, v) for n, v in headers if n.lower() != "x-content-type-options"]
+    headers.append(("X-Content-Type-Options", "nosniff"))
+    if status == 401 and "www-authenticate" not in names:
+        headers.append(("WWW-Authenticate", "Bearer"))
+    if "retry-after" in names and status not in RETRY_AFTER_CODES:
+        headers[:] = [(n, v) for n, v in headers if n.lower() != "retry-after"]

@@ -245,8 +245,13 @@ def redis_down(app):
         raise redis.exceptions.ConnectionError("Error 111 connecting to redis. Connection refused.")
 
     pool.get_connection = refuse
+    # A cache HIT's own connection (real Redis) is outside the pool: without it, HITs go
+    # through the pool too.
+    hot_line = app.extensions.get("redis_hot_line")
+    app.extensions["redis_hot_line"] = None
     yield
     pool.get_connection = original
+    app.extensions["redis_hot_line"] = hot_line
 
 
 @pytest.fixture

@@ -199,3 +199,24 @@ def test_connections_the_server_ends_are_503s_or_200s_then_recover(app, client, 
                 assert response.get_json()["code"] == 503
             statuses.append(response.status_code)
     assert statuses[-len(paths) :] == [200] * len(paths), statuses
+
+
+@pytest.mark.postgres
+def test_the_token_check_survives_its_prepared_statement_being_dropped(app, client, user_headers):
+    """The token check is a prepared statement, prepared once per pooled connection: when the
+    server forgets it (DEALLOCATE, a pooler in between), it is prepared again, no error."""
+    from project.extensions import db
+
+    assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
+    with app.app_context():
+        pooled = db.engine.raw_connection()  # the one connection the request used
+        try:
+            assert "session_and_user" in pooled.info["prepared"]
+            cursor = pooled.cursor()
+            cursor.execute("DEALLOCATE ALL")
+            cursor.close()
+            pooled.commit()
+        finally:
+            pooled.close()
+    for _ in range(2):
+        assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200

@@ -25,6 +25,7 @@ from project.auth.schemas import (
 from project.errors import Unprocessable
 from project.extensions import limiter
 from project.guard import auth_required, bearer_token, client_ip, current_actor
+from project.inputs import FORM_TYPES
 from project.openapi import Blueprint
 from project.pagination import page_of
 from project.users.schemas import UserSchema
@@ -37,8 +38,6 @@ blp = Blueprint(
 )
 # Per route and client address; read per request, so each app's RATE_LIMIT_AUTH applies.
 limiter.limit(lambda: current_app.config["RATE_LIMIT_AUTH"])(blp)
-
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 @blp.after_request

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 
 from project.auth.models import AuthSession
-from project.database import autocommit_connection, rowcount, utcnow
+from project.database import PreparedRead, rowcount, utcnow
 from project.errors import Unauthorized
 from project.extensions import db
 from project.guard import Actor
@@ -147,43 +147,56 @@ def _ids(claims: Claims) -> dict[str, Any]:
     return {"sid": claims["sid"], "user_id": int(claims["sub"])}
 
 
-def _read_session_user(claims: Claims) -> Any:
-    """The session and user row in ONE round trip to PostgreSQL: a pooled connection in
-    autocommit (no BEGIN, no ROLLBACK when it goes back; no pre-ping either). A connection
-    the server ended (restart, failover, pg_terminate_backend) fails the read once and is
-    replaced: the read is retried once on a fresh connection."""
+class UserRow(dict[str, Any]):
+    """A user's columns as the token check read them: by key (`row["role"]`) and by attribute
+    name (`row.role`), as Core's rows are read."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_SESSION_AND_USER_READ = PreparedRead("session_and_user", SESSION_AND_USER, ("sid", "user_id"))
+
+
+def _read_session_user(claims: Claims) -> dict[str, Any] | None:
+    """The session and user row in ONE round trip to PostgreSQL (a prepared statement on a
+    pooled connection in autocommit: no BEGIN, no ROLLBACK, no pre-ping; project.database).
+    A connection the server ended (restart, failover, pg_terminate_backend) fails the read
+    once and is replaced: the read is retried once on a fresh connection."""
     if db.engine.dialect.name != "postgresql":  # SQLite: no round trips to save
-        return db.session.execute(SESSION_AND_USER, _ids(claims)).first()
+        row = db.session.execute(SESSION_AND_USER, _ids(claims)).first()
+        return dict(row._mapping) if row is not None else None
     for attempt in (1, 2):
         try:
-            with autocommit_connection() as connection:
-                return connection.execute(SESSION_AND_USER, _ids(claims)).first()
+            return _SESSION_AND_USER_READ.first(_ids(claims))
         except DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:
                 raise
     return None
 
 
-def _live(row: Any) -> Any:
-    """The row of a live session of an active user, else Unauthorized."""
-    if row is None or row.revoked is not None:
+def _live(row: dict[str, Any] | None) -> UserRow:
+    """The user's columns of a live session of an active user, else Unauthorized."""
+    if row is None or row["revoked"] is not None:
         raise Unauthorized("Token has been revoked.")
-    if not row.is_active:
+    if not row["is_active"]:
         raise Unauthorized("Account is deactivated.")
-    return row
+    return UserRow((key, row[key]) for key in USER_COLUMNS)
 
 
-def _user_of(row: Any) -> User:
-    """The row's user as a detached instance (no session holds it yet)."""
-    values = row._mapping
-    user = User(**{key: values[key] for key in USER_COLUMNS})
+def _user_of(row: UserRow) -> User:
+    """The row's user as a detached instance (no session holds it yet, no query)."""
+    user = User(**row)
     make_transient_to_detached(user)
     return user
 
 
-def check_token(token: str, expected_type: str = "access") -> tuple[Any, Claims]:
-    """The one token check, for REST and gRPC: the user's row (its columns by attribute
-    name: `row.id`, `row.role`, ...) and the claims. No ORM object: gRPC answers from the row."""
+def check_token(token: str, expected_type: str = "access") -> tuple[UserRow, Claims]:
+    """The one token check, for REST and gRPC: the user's columns (by key or attribute name:
+    `row.id`, `row.role`, ...) and the claims. No ORM object: gRPC answers from the row."""
     claims = decode(token, expected_type)
     return _live(_read_session_user(claims)), claims
 
@@ -196,11 +209,14 @@ def authenticate(token: str, expected_type: str = "access") -> tuple[User, Claim
 
 def actor_for_token(token: str) -> Actor:
     """The route guard's check (installed in project.guard when auth registers)."""
-    user, claims = authenticate(token, "access")
-    # Into the request's session without a query: a service reading the user again in this
-    # request gets it from the identity map, and may change it.
-    account = db.session.merge(user, load=False)
-    return Actor(id=user.id, role=user.role, session_id=claims["sid"], account=account)
+    row, claims = check_token(token, "access")
+
+    def load_account() -> User:
+        # Into the request's session without a query: a service reading the user again in
+        # this request gets it from the identity map, and may change it.
+        return db.session.merge(_user_of(row), load=False)
+
+    return Actor(id=row.id, role=row.role, session_id=claims["sid"], profile=row, load_account=load_account)
 
 
 def rotate_refresh_token(token: str) -> dict[str, Any] | None:
@@ -211,7 +227,8 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
     is a conditional UPDATE, so of two concurrent refreshes with one token only one wins.
     """
     claims = decode(token, "refresh")
-    user = _user_of(_live(db.session.execute(SESSION_AND_USER, _ids(claims)).first()))
+    row = db.session.execute(SESSION_AND_USER, _ids(claims)).first()
+    user = _user_of(_live(dict(row._mapping) if row is not None else None))
     session_id = claims["sid"]
     new_jti = str(uuid.uuid4())
     now = utcnow()

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import time
-
-from flask import Flask, g, request
+from flask import Flask
 
 
 def register_observability(app: Flask) -> None:
     """Logging, request metrics, CORS and the RQ dashboard; health and metrics skip rate limits."""
     from project.extensions import cors, limiter
     from project.ops.dashboard import register_dashboard
-    from project.ops.logs import configure_logging, register_request_logging
+    from project.ops.logs import configure_logging
+    from project.ops.observe import RequestObserver
     from project.ops.routes import blp
 
     configure_logging(app)
-    register_request_logging(app)
-    register_request_metrics(app)
+    # Request ids, access lines, request metrics and security headers (Flask's documented way
+    # to add middleware; its typing forbids the assignment).
+    app.wsgi_app = RequestObserver(app.wsgi_app)  # type: ignore[method-assign]
     origins = app.config.get("CORS_ORIGINS") or []
     if origins:
         cors.init_app(
@@ -27,15 +27,3 @@ def register_observability(app: Flask) -> None:
         )
     register_dashboard(app)
     limiter.exempt(blp)
-
-
-def register_request_metrics(app: Flask) -> None:
-    from project.metrics import record_request
-
-    @app.after_request
-    def count_request(response):
-        started = g.get("request_started")  # set first of all hooks (ops/logs.py)
-        rule = request.url_rule.rule if request.url_rule is not None else None
-        elapsed = time.perf_counter() - started if started else 0.0
-        record_request(request.method, rule, response.status_code, elapsed)
-        return response

@@ -3,7 +3,8 @@
 The request id comes from `X-Request-ID` when it is a sane token, else a new one; it is
 echoed in the response and put on every log line of the request by a logging filter that
 reads a context variable (so it works in any thread and outside Flask too: "-").
-One access line per request: method, path without the query string, status, duration.
+One access line per request (project/ops/observe.py): method, path without the query string,
+status, duration.
 Headers, bodies and query strings are never logged, so tokens and passwords stay out.
 Timestamps are ISO 8601 in UTC with milliseconds (`2026-11-29T17:22:04.770Z`), in both
 formats and in every process (gunicorn.conf.py uses these formatters for gunicorn's own lines).
@@ -15,11 +16,10 @@ import contextvars
 import logging
 import re
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
-from flask import Flask, Response, g, request
+from flask import Flask
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -119,46 +119,3 @@ def configure_logging(app: Flask) -> logging.Handler:
 def sane_request_id(value: object) -> str:
     """The caller's request id when it is a sane token, else a new one (HTTP and gRPC alike)."""
     return value if isinstance(value, str) and REQUEST_ID_PATTERN.match(value) else uuid.uuid4().hex
-
-
-def incoming_request_id() -> str:
-    return sane_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
-
-
-def register_request_logging(app: Flask) -> None:
-    def start_request() -> None:
-        g.request_started = time.perf_counter()
-        g.request_id = incoming_request_id()
-        g.request_id_token = request_id_var.set(g.request_id)
-
-    # First of all before-request hooks, so a request the rate limiter refuses has an id too.
-    app.before_request_funcs.setdefault(None, []).insert(0, start_request)
-
-    @app.after_request
-    def finish_request(response: Response) -> Response:
-        request_id = g.get("request_id")
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        started = g.get("request_started")
-        duration_ms = (time.perf_counter() - started) * 1000 if started else 0.0
-        access_log.info(
-            "%s %s %s %.1fms",
-            request.method,
-            request.path,
-            response.status_code,
-            duration_ms,
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(duration_ms, 2),
-                "remote_addr": request.remote_addr,
-            },
-        )
-        return response
-
-    @app.teardown_request
-    def end_request(_exc) -> None:
-        token = g.pop("request_id_token", None)
-        if token is not None:
-            request_id_var.reset(token)

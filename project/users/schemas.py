@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -54,6 +56,22 @@ class UserSchema(Schema):
     is_active = fields.Boolean(required=True)
     is_verified = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
+
+
+# UserSchema's fields, for `user_document`: (name, is a DateTime).
+_USER_FIELDS = tuple(
+    (name, isinstance(field, fields.DateTime)) for name, field in UserSchema._declared_fields.items()
+)
+
+
+def user_document(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """What `UserSchema().dump()` gives for a user's columns as the database returns them
+    (ints, strings, booleans, an aware datetime), without marshmallow's per-field machinery:
+    GET /users/me answers it on every request. tests/users/test_me.py holds the two equal."""
+    return {
+        name: columns[name].isoformat() if is_datetime else columns[name]
+        for name, is_datetime in _USER_FIELDS
+    }
 
 
 class UpdateMeSchema(Schema):

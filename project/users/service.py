@@ -33,7 +33,9 @@ def get_user(user_id: int) -> User:
 
 def get_visible_user(viewer: Actor, user_id: int) -> User:
     """Admins see everyone; others only themselves (anyone else is a 404, not a 403)."""
-    if not viewer.is_admin and viewer.id != user_id:
+    if viewer.id == user_id and viewer.account is not None:
+        return viewer.account  # read by the token check: no second query
+    if not viewer.is_admin:
         raise NotFound("User not found.")
     return get_user(user_id)
 
@@ -111,7 +113,7 @@ def update_me(actor: Actor, changes: dict[str, Any]) -> User:
     unverified until its link is opened, and the old address is told."""
     username, email = changes.get("username"), changes.get("email")
     password, current_password = changes.get("password"), changes.get("current_password")
-    user = get_user(actor.id)
+    user = actor.account if actor.account is not None else get_user(actor.id)
     email_changes = email is not None and normalize_email(email) != user.email
     if password is not None:
         _check_current_password(user, current_password, "password")

@@ -126,8 +126,10 @@ def test_a_failing_cache_backend_is_logged_and_bypassed(app, client, make_produc
     def broken(*args, **kwargs):
         raise ConnectionError("cache backend down")
 
-    for name in ("get", "set", "mget"):
+    for name in ("get", "set", "mget", "execute_command"):
         monkeypatch.setattr(app.extensions["redis"], name, broken)
+    # A HIT's own connection (real Redis only) goes through the client's too, once it is broken.
+    monkeypatch.setitem(app.extensions, "redis_hot_line", None)
     for path in (API, f"{API}?name=lamp"):
         for _ in range(2):
             response = client.get(path)
@@ -199,3 +201,29 @@ def test_a_write_through_another_app_invalidates_this_ones_entries(
         assert '"Lamp"' not in after.get_data(as_text=True), url
     assert client.get(path).get_json()["name"] == "Desk"
     assert client.get(f"{API}/search?q=lamp").get_json()["total"] == 0
+
+
+@pytest.mark.redis
+def test_a_hit_survives_redis_closing_its_connections(app, client, make_product):
+    """A HIT reads on a connection of its thread's own (outside the pool): when Redis ends it
+    (a restart, `CLIENT KILL`, an idle timeout), the read is sent again on a new one, and when
+    Redis is gone the request is answered from the database, never a 500."""
+    import redis
+
+    product = make_product(name="Lamp")
+    path = f"{API}/{product['id']}"
+    client.get(path)
+    assert client.get(path).headers["X-Cache"] == "HIT"
+    line = app.extensions["redis_hot_line"]
+    line.connection.send_command("CLIENT", "ID")
+    app.extensions["redis"].client_kill_filter(_id=line.connection.read_response())
+    again = client.get(path)
+    assert again.status_code == 200 and again.headers["X-Cache"] == "HIT"
+    assert again.get_json()["name"] == "Lamp"
+
+    kwargs = dict(line.pool.connection_kwargs, port=1)  # nothing listens there
+    line.connection = None
+    line.pool = redis.ConnectionPool(**kwargs)
+    down = client.get(path)
+    assert down.status_code == 200 and down.headers["X-Cache"] == "MISS"
+    assert down.get_json()["name"] == "Lamp"

@@ -113,3 +113,34 @@ def test_password_change_ends_every_other_session(client, user, log_in):
     assert log_in({**user, "password": "N3w!Password"})
     old = client.post("/api/v1/auth/login", json={"email": user["email"], "password": user["password"]})
     assert old.status_code == 401
+
+
+def test_me_is_the_user_schema_of_the_row_and_follows_changes_at_once(
+    app, client, user, user_headers, admin_headers
+):
+    """GET /me answers what the token check read in this request (no ORM object): the same
+    document as the user endpoint, and an admin's change shows on the very next request."""
+    from project.extensions import db
+    from project.users.models import User
+    from project.users.schemas import UserSchema
+
+    me = client.get(ME, headers=user_headers)
+    with app.app_context():
+        expected = UserSchema().dump(db.session.get(User, user["id"]))
+    assert me.get_json() == expected
+    assert me.data == client.application.json.response(expected).data  # byte for byte
+    assert client.get(f"/api/v1/users/{user['id']}", headers=user_headers).data == me.data
+
+    promoted = client.put(f"/api/v1/users/{user['id']}/role", headers=admin_headers, json={"role": "admin"})
+    assert promoted.status_code == 200
+    assert client.get(ME, headers=user_headers).get_json()["role"] == "admin"
+    assert client.post(f"/api/v1/users/{user['id']}/deactivate", headers=admin_headers).status_code == 200
+    assert client.get(ME, headers=user_headers).status_code == 401
+
+
+def test_a_token_with_a_forged_signature_is_refused_after_the_real_one(client, user_headers):
+    assert client.get(ME, headers=user_headers).status_code == 200
+    token = user_headers["Authorization"].split()[1]
+    head, payload, signature = token.split(".")
+    forged = f"{head}.{payload}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    assert client.get(ME, headers=bearer(forged)).status_code == 401
