@@ -32,6 +32,8 @@ SETTINGS = {
     "sync 3": ["-w", "3", "-k", "sync"],
     "gthread 2x1": ["-w", "2", "-k", "gthread", "--threads", "1"],
     "gthread 2x2": ["-w", "2", "-k", "gthread", "--threads", "2"],
+    # A listening socket per worker (SO_REUSEPORT): the kernel spreads the connections.
+    "gthread 2x2 reuse-port": ["-w", "2", "-k", "gthread", "--threads", "2", "--reuse-port"],
     "gthread 2x4": ["-w", "2", "-k", "gthread", "--threads", "4"],
     "gthread 3x1": ["-w", "3", "-k", "gthread", "--threads", "1"],
     "gthread 3x2": ["-w", "3", "-k", "gthread", "--threads", "2"],
