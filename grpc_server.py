@@ -244,13 +244,8 @@ def prepare_metrics_dir() -> str | None:
     if not given:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="grpc-metrics-")
         return os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(given, ignore_errors=True)  # (a mount point keeps itself, emptied)
     os.makedirs(given, exist_ok=True)
-    for name in os.listdir(given):
-        path = os.path.join(given, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
     return None
 
 

@@ -73,13 +73,8 @@ MULTIPROC_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def on_starting(server):
+    shutil.rmtree(MULTIPROC_DIR, ignore_errors=True)  # (a mount point keeps itself, emptied)
     os.makedirs(MULTIPROC_DIR, exist_ok=True)
-    for name in os.listdir(MULTIPROC_DIR):
-        path = os.path.join(MULTIPROC_DIR, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
 
 
 def child_exit(server, worker):

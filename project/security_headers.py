@@ -18,10 +18,16 @@ RETRY_AFTER_CODES = (429, 503)
 def secure_headers(status: int, headers: list[tuple[str, str]]) -> None:
     """Set the security headers in a WSGI header list, in place."""
     names = {name.lower() for name, _ in headers}
-    if "x-content-type-options" in names:
-        headers[:] = [(n, v) for n, v in headers if n.lower() != "x-content-type-options"]
+    drop_header(headers, "x-content-type-options", names)
     headers.append(("X-Content-Type-Options", "nosniff"))
     if status == 401 and "www-authenticate" not in names:
         headers.append(("WWW-Authenticate", "Bearer"))
-    if "retry-after" in names and status not in RETRY_AFTER_CODES:
-        headers[:] = [(n, v) for n, v in headers if n.lower() != "retry-after"]
+    if status not in RETRY_AFTER_CODES:
+        drop_header(headers, "retry-after", names)
+
+
+def drop_header(headers: list[tuple[str, str]], name: str, names: set[str] | None = None) -> None:
+    """Remove every `name` header (lower case) from a WSGI header list, in place; `names`: the
+    list's lower-cased names, when the caller has them already."""
+    if name in (names if names is not None else {n.lower() for n, _ in headers}):
+        headers[:] = [(n, v) for n, v in headers if n.lower() != name]

@@ -18,7 +18,7 @@ from typing import Any
 
 from project.metrics import record_request
 from project.ops.logs import REQUEST_ID_HEADER, access_log, request_id_var, sane_request_id
-from project.security_headers import secure_headers
+from project.security_headers import drop_header, secure_headers
 
 StartResponse = Callable[..., Any]
 
@@ -36,8 +36,7 @@ class RequestObserver:
         def observed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             code = int(status[:3])
             secure_headers(code, headers)
-            if any(name.lower() == "x-request-id" for name, _ in headers):  # ours replaces it
-                headers[:] = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
+            drop_header(headers, "x-request-id")  # ours replaces it
             headers.append((REQUEST_ID_HEADER, request_id))
             request = environ.get("werkzeug.request")  # Flask's, while its context is live
             rule = request.url_rule if request is not None else None

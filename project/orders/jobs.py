@@ -148,7 +148,7 @@ def _reserve_next() -> int:
         return 0
     order_id = order.id
     try:
-        state_machine.reserve_locked(order, bump_cache=False)
+        state_machine.reserve_locked(order)
     except Exception:
         db.session.rollback()
         if _count(f"orders:errors:{order_id}") < RESERVE_TRIES:

@@ -104,15 +104,6 @@ def _shortfall_message(product_id: int, quantity: int, name: str | None, availab
     return message[:255]
 
 
-def reserve(order_id: int, *, bump_cache: bool = True) -> str | None:
-    """Reserve the stock of every item of a pending order, or none; returns the final status.
-
-    Acts only on a `pending` order, so a second run (a retry, a duplicate job, a job after
-    a cancel) changes nothing.
-    """
-    return reserve_locked(_lock(order_id), bump_cache=bump_cache)
-
-
 def lock_next_pending() -> Order | None:
     """The oldest pending order that no other transaction holds, locked (FOR UPDATE SKIP
     LOCKED on PostgreSQL: concurrent drains never take the same order); None when none is left
@@ -242,9 +233,11 @@ def _pending(order_ids: list[int]) -> Update:
     return update(_orders).where(_orders.c.id.in_(order_ids), _orders.c.status == "pending")
 
 
-def reserve_locked(order: Order | None, *, bump_cache: bool = True) -> str | None:
-    """`reserve` of an order already locked by this transaction; commits or rolls back.
-    `bump_cache=False` leaves the product-cache bump to the caller (once per batch)."""
+def reserve_locked(order: Order | None) -> str | None:
+    """Reserve the stock of every item of a pending order already locked by this transaction,
+    or none; commits or rolls back and returns the final status. Acts only on a `pending`
+    order, so a second run (a retry, a duplicate job, a job after a cancel) changes nothing.
+    The product-cache bump is the caller's (the drain bumps once per commit)."""
     if order is None or order.status != "pending":
         db.session.rollback()
         return order.status if order else None
@@ -258,8 +251,6 @@ def reserve_locked(order: Order | None, *, bump_cache: bool = True) -> str | Non
         db.session.rollback()  # cancelled meanwhile (SQLite has no row lock): undo the stock
         return None
     db.session.commit()
-    if bump_cache:
-        invalidate_product_cache()
     return "reserved"
 
 

@@ -35,7 +35,7 @@ def get_visible_user(viewer: Actor, user_id: int) -> User:
     """Admins see everyone; others only themselves (anyone else is a 404, not a 403)."""
     if viewer.id == user_id and viewer.account is not None:
         return viewer.account  # read by the token check: no second query
-    if not viewer.is_admin:
+    if not viewer.is_admin and viewer.id != user_id:
         raise NotFound("User not found.")
     return get_user(user_id)
 
