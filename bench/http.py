@@ -27,7 +27,9 @@ Rate limiting is off (one client address would be limited at once) and LOG_LEVEL
 (the floor logs nothing either). Environment: BENCH_DATABASE_URL
 (postgresql://postgres@127.0.0.1:5432/bench_http, created if missing, schema rebuilt),
 BENCH_REDIS_URL (redis://127.0.0.1:6379/14, flushed), BENCH_SECONDS (10), BENCH_ROUNDS (3),
-BENCH_CLIENT_CONNECTIONS (16), BENCH_CLIENT_THREADS (16). Writes bench/results/http.json.
+BENCH_CLIENT_CONNECTIONS (16), BENCH_CLIENT_THREADS (16), BENCH_ONLY (comma-separated words: only
+the pairs whose name holds one, e.g. `grpc`; such a partial run writes http_partial.json).
+Writes bench/results/http.json.
 Client and servers share this machine: compare ratios, not absolute figures.
 """
 
@@ -67,7 +69,8 @@ H2LOAD = shutil.which("h2load")
 VALIDATE_TOKEN_PATH = "/auth.AuthService/ValidateToken"
 WRK = ["wrk", "-t2", "-c32", "--latency"]
 PRODUCTS = 100
-RESULTS = ROOT / "bench" / "results" / "http.json"
+ONLY = [word for word in os.environ.get("BENCH_ONLY", "").split(",") if word]
+RESULTS = ROOT / "bench" / "results" / ("http_partial.json" if ONLY else "http.json")
 SECRETS = {
     "SECRET_KEY": "bench-secret-key-0123456789abcdef0123",
     "JWT_SECRET_KEY": "bench-jwt-secret-key-0123456789abcdef",
@@ -387,6 +390,8 @@ def main() -> int:
         ("shipped_conf_users_me", "users_me"),
         ("grpc_validate_token", "rest_users_me_same_client"),
     ]
+    if ONLY:
+        pairs = [(case, base) for case, base in pairs if any(word in f"{case}/{base}" for word in ONLY)]
     try:
         wait_for(ports["floor"], "/hello")
         for name in ("plain", "shipped"):

@@ -176,6 +176,8 @@ def test_database_down_is_unavailable_not_invalid():
         ):
             validate(auth_pb2_grpc.AuthServiceStub(channel), token)
         assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+        # The request id comes back with the status, errors included.
+        assert any(key == "x-request-id" and value for key, value in exc.value.trailing_metadata())
     finally:
         running.stop(grace=None)
     # Counted under the code the client saw.
@@ -208,7 +210,7 @@ def test_calls_are_logged_with_a_request_id_and_counted(app, client, stub, token
     finally:
         handler.setStream(old)
     assert reply.valid
-    assert ("x-request-id", "grpc-req-7") in tuple(call.initial_metadata())
+    assert ("x-request-id", "grpc-req-7") in tuple(call.trailing_metadata())
 
     records = [json.loads(line) for line in buffer.getvalue().splitlines()]
     calls = [r for r in records if r["logger"] == "access" and r.get("rpc") == method]
