@@ -144,12 +144,13 @@ class Config:
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
     LOG_FORMAT = env_str("LOG_FORMAT", "plain")
     GRPC_PORT = env_int("GRPC_PORT", 50051)
-    # Processes serving GRPC_PORT (grpc_server.py), and the call threads of each (each process
-    # pools as many PostgreSQL connections). 8, measured (bench/http.py's h2load, 2 processes):
-    # 4 and 8 threads cost the same CPU per call, 16 about 15% more (threads fighting for one
-    # GIL) and twice the connections.
+    # Processes serving GRPC_PORT (grpc_server.py), and the ValidateToken threads of each (each
+    # process pools as many PostgreSQL connections). 2, measured (h2load -c16 -m1, 2 processes,
+    # 8 s runs in turns, medians of 3): 2 threads 2,364 calls/s, 3: 2,304, 4: 2,071, 8: 1,870.
+    # One thread runs Python while the other waits on PostgreSQL; more threads only take turns
+    # at the one GIL (16-21 context switches per call at 8 threads, 10-11 at 2).
     GRPC_WORKERS = env_int("GRPC_WORKERS", os.cpu_count() or 1)
-    GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 8)
+    GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 2)
     # Worker and gRPC processes serve their own /metrics here (unset: off); the API's is /metrics.
     METRICS_PORT = env_int("METRICS_PORT", 0) or None
     METRICS_HOST = env_str("METRICS_HOST", "0.0.0.0")

@@ -47,6 +47,11 @@ from project.rpc.service import AuthService
 log = logging.getLogger("grpc_server")
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+VALIDATE_TOKEN = f"/{SERVICE_NAME}/ValidateToken"
+# ValidateToken runs on a pool of its own (GRPC_MAX_WORKERS threads). Health checks and
+# reflection run on the server's, of this many threads: a reflection stream holds a thread for
+# as long as its client keeps it open, and must not take the ones the token checks need.
+OTHER_CALL_THREADS = 4
 GRACE_SECONDS = 10.0
 # The parent gives up (stops the rest, exits 1) when this many children died within the window.
 MAX_DEATHS, DEATH_WINDOW_SECONDS = 5, 60.0
@@ -56,27 +61,33 @@ RESTART_DELAY_SECONDS = 0.5
 class GrpcServer:
     """A started server: `port` is the bound one (useful with port 0)."""
 
-    def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer):
+    def __init__(
+        self, server: grpc.Server, port: int, health_servicer: health.HealthServicer, checks: futures.Executor
+    ):
         self.server = server
         self.port = port
         self.health = health_servicer
+        self.checks = checks
 
     def stop(self, grace: float | None = GRACE_SECONDS) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.checks.shutdown(wait=False)
 
 
 def serve(
     port: int, app: Flask | None = None, host: str = "[::]", max_workers: int | None = None
 ) -> GrpcServer:
-    """Start the server on `port` (0: any free port) and return it; does not block."""
+    """Start the server on `port` (0: any free port) and return it; does not block.
+    `max_workers`: the threads of ValidateToken (default GRPC_MAX_WORKERS)."""
     from project.ops.interceptors import ObservabilityInterceptor
 
     app = app or create_app()
     workers = max_workers or app.config["GRPC_MAX_WORKERS"]
+    checks = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc-check")
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=[ObservabilityInterceptor()],
+        futures.ThreadPoolExecutor(max_workers=OTHER_CALL_THREADS, thread_name_prefix="grpc"),
+        interceptors=[ObservabilityInterceptor(thread_pools={VALIDATE_TOKEN: checks})],
         # Several processes serve one port (GRPC_WORKERS); said here, not left to gRPC's default.
         options=[("grpc.so_reuseport", 1)],
     )
@@ -92,11 +103,11 @@ def serve(
     if bound == 0:
         raise RuntimeError(f"could not bind the gRPC server to {host}:{port}")
     server.start()
-    return GrpcServer(server, bound, health_servicer)
+    return GrpcServer(server, bound, health_servicer, checks)
 
 
 def server_app() -> Flask:
-    """The app of a serving process: a pooled connection per call thread. (With the default
+    """The app of a serving process: a pooled connection per ValidateToken thread. (With the default
     pool of 5, the calls beyond 5 at once get overflow connections, closed when given back:
     under load every such call opened a new PostgreSQL connection, a backend forked for it.)"""
     config = get_config()

@@ -9,6 +9,10 @@ and messages are never logged: method, status code and duration only.
 This runs on every call, so it does little: the wrapped handler of each method is built once,
 the labelled metrics are looked up once per method and code, and the access line's fields are
 only assembled when the access log is on.
+
+`thread_pools` (method -> executor) runs a method's calls on an executor of its own instead of
+the server's (gRPC's `experimental_thread_pool`, as grpc_health uses it): grpc_server.py gives
+ValidateToken a small pool, so the streams of reflection cannot hold the threads it needs.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -69,9 +74,10 @@ def observe(method: str, behaviour: Callable[[Any, grpc.ServicerContext], Any]) 
 
 
 class ObservabilityInterceptor(grpc.ServerInterceptor):
-    def __init__(self) -> None:
+    def __init__(self, thread_pools: dict[str, ThreadPoolExecutor] | None = None) -> None:
         # method -> (the handler gRPC found, its observed wrapper)
         self._wrapped: dict[str, tuple[Any, Any]] = {}
+        self._thread_pools = thread_pools or {}
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
@@ -82,8 +88,12 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
         cached = self._wrapped.get(details.method)
         if cached is not None and cached[0] is handler:
             return cached[1]
+        behaviour = observe(details.method, handler.unary_unary)
+        pool = self._thread_pools.get(details.method)
+        if pool is not None:
+            behaviour.experimental_thread_pool = pool  # type: ignore[attr-defined]
         wrapped = grpc.unary_unary_rpc_method_handler(
-            observe(details.method, handler.unary_unary),
+            behaviour,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

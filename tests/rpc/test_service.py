@@ -1,5 +1,6 @@
 """auth.AuthService through a real server on a free port and a real client."""
 
+import threading
 from datetime import timedelta
 
 import grpc
@@ -8,7 +9,7 @@ from flask_jwt_extended import create_access_token
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from grpc_server import SERVICE_NAME, serve
+from grpc_server import OTHER_CALL_THREADS, SERVICE_NAME, serve
 from project.auth.sessions import revoke_sessions, start_session
 from project.extensions import db
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
@@ -144,6 +145,32 @@ def test_reflection_lists_the_service(grpc_channel):
     names = {service.name for service in reply.list_services_response.service}
     assert "auth.AuthService" in names
     assert "grpc.health.v1.Health" in names
+
+
+def test_open_reflection_streams_do_not_hold_the_token_checks(grpc_channel, stub, tokens):
+    """A reflection stream holds a thread of the server's pool while its client keeps it open;
+    ValidateToken runs on a pool of its own, so streams filling the server's pool (a slow or
+    hostile client) leave the token checks answering."""
+    reflection = reflection_pb2_grpc.ServerReflectionStub(grpc_channel)
+    done = threading.Event()
+
+    def held_open():
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        done.wait(30)
+
+    streams = [reflection.ServerReflectionInfo(held_open(), timeout=30) for _ in range(OTHER_CALL_THREADS)]
+    try:
+        for stream in streams:
+            assert next(stream).list_services_response.service  # each one is being served
+        health = health_pb2_grpc.HealthStub(grpc_channel)
+        with pytest.raises(grpc.RpcError) as exc:  # the server's pool is indeed full
+            health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+        assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert validate(stub, tokens["access_token"]).valid
+    finally:
+        done.set()
+        for stream in streams:
+            stream.cancel()
 
 
 def test_graceful_stop_turns_health_not_serving(app):
