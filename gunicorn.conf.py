@@ -15,6 +15,8 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
@@ -54,7 +56,8 @@ max_requests_jitter = max_requests // 10
 # user shares it instead of failing to bind.
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").strip().lower() not in {"0", "false", "no", "off"}
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-# The app writes one access line per request, with its request id (project/ops/logs.py).
+# The app writes one access line per request, with its request id (project/ops/logs.py);
+# gunicorn writes none (see AppLogger below).
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
@@ -114,3 +117,15 @@ logconfig_dict = {
         "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
     },
 }
+
+
+class AppLogger(Logger):
+    """gunicorn's logger without its access line. With `logconfig_dict` set, gunicorn builds
+    every request's access-line fields (all headers and environ keys, a strftime: 28.6 us per
+    request measured alone) and then drops the line, as `gunicorn.access` logs nothing."""
+
+    def access(self, resp, req, environ, request_time):
+        pass
+
+
+logger_class = AppLogger

@@ -46,6 +46,34 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def test_gunicorn_builds_no_access_line_of_its_own(monkeypatch, tmp_path):
+    """The app writes the access lines. With the shipped `logconfig_dict`, gunicorn's own logger
+    built every request's access-line fields (reading the response, request and environ) and
+    then dropped the line; the configured logger class must not touch them."""
+    import runpy
+    from datetime import timedelta
+
+    from gunicorn.config import Config
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # else the file makes one
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    cfg = Config()
+    cfg.set("accesslog", settings["accesslog"])
+    cfg.set("logconfig_dict", settings["logconfig_dict"])
+    cfg.set("logger_class", settings.get("logger_class", "gunicorn.glogging.Logger"))
+
+    class Untouchable(dict):
+        def __getattr__(self, name):
+            raise AssertionError(f"gunicorn read {name!r} for an access line")
+
+        def get(self, *args):
+            raise AssertionError("gunicorn read the environ for an access line")
+
+    logger = object.__new__(cfg.logger_class)  # no setup(): it would reconfigure this process's logging
+    logger.cfg = cfg
+    logger.access(Untouchable(), Untouchable(), Untouchable(), timedelta(milliseconds=1))
+
+
 def test_compose_services_and_commands(compose):
     services = compose["services"]
     assert set(services) == {"api", "worker", "scheduler", "grpc", "migrate", "postgres", "redis", "mailpit"}
