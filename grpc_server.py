@@ -13,6 +13,10 @@ HTTP/2 connection talks to one process), and it supervises them: a child that di
 replaced, SIGTERM/SIGINT are passed on (each child drains as above), and when children keep
 dying it stops them all and exits 1. It serves the metrics of every child, summed
 (prometheus_client's multiprocess mode). GRPC_WORKERS=1: one process, no parent.
+
+In each process ValidateToken runs on GRPC_MAX_WORKERS threads of its own (default 2: one runs
+Python while the other waits on PostgreSQL; more only take turns at the GIL), and health and
+reflection on OTHER_CALL_THREADS others.
 """
 
 from __future__ import annotations
