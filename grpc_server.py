@@ -14,9 +14,9 @@ replaced, SIGTERM/SIGINT are passed on (each child drains as above), and when ch
 dying it stops them all and exits 1. It serves the metrics of every child, summed
 (prometheus_client's multiprocess mode). GRPC_WORKERS=1: one process, no parent.
 
-In each process ValidateToken runs on GRPC_MAX_WORKERS threads of its own (default 2: one runs
-Python while the other waits on PostgreSQL; more only take turns at the GIL), and health and
-reflection on OTHER_CALL_THREADS others.
+In each process ValidateToken and health's Check run on GRPC_MAX_WORKERS threads of their own
+(default 2: one runs Python while the other waits on PostgreSQL; more only take turns at the
+GIL), and reflection's streams on OTHER_CALL_THREADS others.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ from project.rpc.service import AuthService
 log = logging.getLogger("grpc_server")
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-VALIDATE_TOKEN = f"/{SERVICE_NAME}/ValidateToken"
-# ValidateToken runs on a pool of its own (GRPC_MAX_WORKERS threads). Health checks and
-# reflection run on the server's, of this many threads: a reflection stream holds a thread for
-# as long as its client keeps it open, and must not take the ones the token checks need.
+# The unary checks (ValidateToken and health's Check) run on a pool of their own, of
+# GRPC_MAX_WORKERS threads. Reflection runs on the server's pool, of this many threads: a
+# reflection stream holds a thread for as long as its client keeps it open, and must not take
+# the threads of the token checks, nor of the health checks an orchestrator restarts us by.
+CHECKED_CALLS = (f"/{SERVICE_NAME}/ValidateToken", f"/{health.SERVICE_NAME}/Check")
 OTHER_CALL_THREADS = 4
 GRACE_SECONDS = 10.0
 # The parent gives up (stops the rest, exits 1) when this many children died within the window.
@@ -83,7 +84,7 @@ def serve(
     port: int, app: Flask | None = None, host: str = "[::]", max_workers: int | None = None
 ) -> GrpcServer:
     """Start the server on `port` (0: any free port) and return it; does not block.
-    `max_workers`: the threads of ValidateToken (default GRPC_MAX_WORKERS)."""
+    `max_workers`: the threads of the checked calls (default GRPC_MAX_WORKERS)."""
     from project.ops.interceptors import ObservabilityInterceptor
 
     app = app or create_app()
@@ -91,7 +92,7 @@ def serve(
     checks = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc-check")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=OTHER_CALL_THREADS, thread_name_prefix="grpc"),
-        interceptors=[ObservabilityInterceptor(thread_pools={VALIDATE_TOKEN: checks})],
+        interceptors=[ObservabilityInterceptor(thread_pools=dict.fromkeys(CHECKED_CALLS, checks))],
         # Several processes serve one port (GRPC_WORKERS); said here, not left to gRPC's default.
         options=[("grpc.so_reuseport", 1)],
     )

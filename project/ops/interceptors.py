@@ -12,7 +12,7 @@ only assembled when the access log is on.
 
 `thread_pools` (method -> executor) runs a method's calls on an executor of its own instead of
 the server's (gRPC's `experimental_thread_pool`, as grpc_health uses it): grpc_server.py gives
-ValidateToken a small pool, so the streams of reflection cannot hold the threads it needs.
+the token and health checks a pool of their own, so reflection's streams cannot hold its threads.
 """
 
 from __future__ import annotations

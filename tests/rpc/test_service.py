@@ -147,10 +147,10 @@ def test_reflection_lists_the_service(grpc_channel):
     assert "grpc.health.v1.Health" in names
 
 
-def test_open_reflection_streams_do_not_hold_the_token_checks(grpc_channel, stub, tokens):
-    """A reflection stream holds a thread of the server's pool while its client keeps it open;
-    ValidateToken runs on a pool of its own, so streams filling the server's pool (a slow or
-    hostile client) leave the token checks answering."""
+def test_open_reflection_streams_do_not_hold_the_checks(grpc_channel, stub, tokens):
+    """A reflection stream holds a thread of the server's pool while its client keeps it open.
+    The token and health checks run on a pool of their own, so streams filling the server's
+    pool (a slow or hostile client) leave both answering."""
     reflection = reflection_pb2_grpc.ServerReflectionStub(grpc_channel)
     done = threading.Event()
 
@@ -162,11 +162,13 @@ def test_open_reflection_streams_do_not_hold_the_token_checks(grpc_channel, stub
     try:
         for stream in streams:
             assert next(stream).list_services_response.service  # each one is being served
-        health = health_pb2_grpc.HealthStub(grpc_channel)
         with pytest.raises(grpc.RpcError) as exc:  # the server's pool is indeed full
-            health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+            next(reflection.ServerReflectionInfo(held_open(), timeout=1))
         assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert validate(stub, tokens["access_token"]).valid
+        health = health_pb2_grpc.HealthStub(grpc_channel)
+        reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         done.set()
         for stream in streams:
