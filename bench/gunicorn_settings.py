@@ -6,8 +6,11 @@ The project (set up as bench/http.py does: production mode, PostgreSQL + Redis, 
 under each setting below at once; for each setting and path (products list page 1 HIT,
 /users/me), wrk runs it and the plain reference back to back, in turns (AB, then BA), for
 BENCH_ROUNDS rounds of BENCH_SECONDS each (BENCH_SETTINGS: comma-separated names, a part of
-the study). Prints and writes bench/results/gunicorn_settings.json:
-the ratio to the reference per round. gunicorn.conf.py's defaults come from these figures.
+the study, written to gunicorn_settings_partial.json). Prints and writes
+bench/results/gunicorn_settings.json:
+the ratio to the reference per round, by req/s and by CPU per request (the reference's server +
+PostgreSQL + Redis CPU per request over the setting's: bench/http.py's `cpu_ratio`).
+gunicorn.conf.py's defaults come from these figures.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import signal
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +29,8 @@ _spec = importlib.util.spec_from_file_location("bench_http", ROOT / "bench" / "h
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)  # type: ignore[union-attr]
 
-RESULTS = ROOT / "bench" / "results" / "gunicorn_settings.json"
+ONLY = os.environ.get("BENCH_SETTINGS")  # comma-separated names: a part of the study
+RESULTS = ROOT / "bench" / "results" / f"gunicorn_settings{'_partial' if ONLY else ''}.json"
 REFERENCE = "sync 2"
 SETTINGS = {
     REFERENCE: ["-w", "2", "-k", "sync"],
@@ -37,20 +42,21 @@ SETTINGS = {
     "gthread 2x4": ["-w", "2", "-k", "gthread", "--threads", "4"],
     "gthread 3x1": ["-w", "3", "-k", "gthread", "--threads", "1"],
     "gthread 3x2": ["-w", "3", "-k", "gthread", "--threads", "2"],
+    # What ships (its workers, threads, socket per worker, logger, metrics in files), for reference.
+    "gunicorn.conf.py": ["-c", str(ROOT / "gunicorn.conf.py")],
 }
 
 
 def main() -> int:
-    only = os.environ.get("BENCH_SETTINGS")  # comma-separated names: a part of the study
-    chosen = [name for name in SETTINGS if name == REFERENCE or not only or name in only.split(",")]
+    chosen = [name for name in SETTINGS if name == REFERENCE or not ONLY or name in ONLY.split(",")]
     token, _ = bench.prepare()
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     env = {**os.environ, **bench.ENV, "PYTHONPATH": str(ROOT)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     elsewhere = Path(tempfile.mkdtemp(prefix="bench-gunicorn-"))  # no ./gunicorn.conf.py there
     ports = {name: bench.free_port() for name in chosen}
-    servers = [
-        bench.start(
+    servers = {
+        name: bench.start(
             [
                 gunicorn,
                 *SETTINGS[name],
@@ -64,12 +70,13 @@ def main() -> int:
             elsewhere,
         )
         for name in chosen
-    ]
+    }
     paths = {
         "products_list_hit": ("/api/v1/products", None),
         "users_me": ("/api/v1/users/me", {"Authorization": f"Bearer {token}"}),
     }
     ratios: dict[str, dict[str, list[float]]] = {}
+    cpu_ratios: dict[str, dict[str, list[float]]] = {}
     try:
         for name in chosen:
             bench.wait_for(ports[name], "/health")
@@ -81,22 +88,29 @@ def main() -> int:
                     continue
                 for key, (path, headers) in paths.items():
                     order = (REFERENCE, name) if number % 2 == 0 else (name, REFERENCE)
-                    rps = {n: bench.wrk(f"http://127.0.0.1:{ports[n]}{path}", headers)["rps"] for n in order}
-                    ratio = round(rps[name] / rps[REFERENCE], 2)
+                    url = {n: f"http://127.0.0.1:{ports[n]}{path}" for n in order}
+                    runs = {n: partial(bench.wrk, url[n], headers) for n in order}
+                    figures = {n: bench.with_cpu(run, servers[n]) for n, run in runs.items()}
+                    ours, reference = figures[name], figures[REFERENCE]
+                    ratio = round(ours["rps"] / reference["rps"], 2)
+                    cpu_ratio = round(bench.cpu_per_request(reference) / bench.cpu_per_request(ours), 2)
                     ratios.setdefault(name, {}).setdefault(key, []).append(ratio)
+                    cpu_ratios.setdefault(name, {}).setdefault(key, []).append(cpu_ratio)
                     print(
-                        f"{name:32} {key:18} {rps[name]:8.1f} vs {rps[REFERENCE]:8.1f} req/s: {ratio}",
+                        f"{name:32} {key:18} {ours['rps']:8.1f} vs {reference['rps']:8.1f} req/s: {ratio}; "
+                        f"server CPU {ours['server_cpu_us']} vs {reference['server_cpu_us']} us: {cpu_ratio}",
                         flush=True,
                     )
     finally:
-        for server in servers:
+        for server in servers.values():
             os.killpg(server.pid, signal.SIGTERM)
-        for server in servers:
+        for server in servers.values():
             server.wait(timeout=30)
     report = {
         "benchmark": "gunicorn settings: req/s ratio to `gunicorn -w 2 -k sync`, per round",
         "load": " ".join(bench.WRK) + f" -d{bench.SECONDS:g}s, pairs back to back, AB then BA",
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
     }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(ratios, indent=2))

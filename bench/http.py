@@ -13,6 +13,12 @@ Serves, at once and under the same gunicorn on loopback:
 Then drives them in turns with wrk (`wrk -t2 -c32`, BENCH_SECONDS each, BENCH_ROUNDS rounds
 alternating, so the machine's drift hits every case alike) and prints each case's req/s, p99
 and ratio to the floor of the same round; the figures are medians over the rounds.
+With each run it also reads, from /proc, the CPU time the server's processes used (its
+process group) and PostgreSQL's and Redis's, per request (`server_cpu_us`,
+`services_cpu_us`), and gives `cpu_ratio`: the base's CPU per request over the case's (server +
+services), which reads like the req/s ratio. It is the steadier figure on a shared machine:
+another tenant's load slows a server down (and moves req/s by 20% between runs here) but adds
+little to what one request costs.
 gRPC ValidateToken vs REST /users/me: wrk cannot speak gRPC, so both sides are driven by one
 other C load generator, h2load (Debian's nghttp2-client): BENCH_CLIENT_CONNECTIONS
 connections, one call in flight on each, for BENCH_SECONDS; HTTP/2 with the encoded request
@@ -43,6 +49,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 
+import collections  # noqa: E402
 import http.client  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -57,6 +64,7 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 ROOT = HERE.parent
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_http")
@@ -204,6 +212,7 @@ def wrk(url: str, headers: dict | None = None) -> dict:
     errors = re.search(r"Socket errors:.*", out)
     return {
         "rps": rps,
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "p99_ms": round(float(value) * LATENCY_UNITS[unit], 2),
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(0) if errors else None,
@@ -241,6 +250,7 @@ def drive(call, seconds: float, threads: int) -> dict:
     done = sorted(x for per_thread in latencies for x in per_thread)
     return {
         "rps": round(sum(counts) / elapsed, 1),
+        "requests": sum(counts) + sum(failures),
         "p99_ms": round(done[int(len(done) * 0.99)] * 1000, 2) if done else None,
         "errors": sum(failures),
     }
@@ -304,9 +314,53 @@ def h2load(url: str, headers: dict, body: bytes | None = None, reply_bytes: int 
             errors = max(errors, 1, done - data // reply_bytes)  # some answers were not the valid reply
     return {
         "rps": rps,
+        "requests": done,
         "p99_ms": round(durations[int(len(durations) * 0.99)] / 1000, 2) if durations else None,
         "errors": errors + (done - succeeded),
     }
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SERVICES = ("postgres", "redis-server")
+
+
+def cpu_ticks() -> collections.Counter:
+    """CPU time (user + system, clock ticks) of the live processes, by process group, and of
+    PostgreSQL's and Redis's processes together under "services"."""
+    ticks: collections.Counter = collections.Counter()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name, _, rest = stat[stat.index("(") + 1 :].rpartition(")")
+        fields = rest.split()  # state, ppid, pgrp, ..., utime (12th), stime (13th)
+        used = int(fields[11]) + int(fields[12])
+        ticks[int(fields[2])] += used
+        if name in SERVICES:
+            ticks["services"] += used
+    return ticks
+
+
+def with_cpu(run: Callable[[], dict], server: subprocess.Popen) -> dict:
+    """`run()`'s figures and what each request cost in CPU (us): the server's processes (its
+    process group) and PostgreSQL's and Redis's. Steadier than req/s on a shared machine: a
+    neighbour's load slows the server down but does not add to its CPU per request."""
+    before = cpu_ticks()
+    figures = run()
+    used = cpu_ticks() - before
+    per_request = 1e6 / CLOCK_TICKS / max(figures["requests"], 1)
+    return {
+        **figures,
+        "server_cpu_us": round(used[server.pid] * per_request),
+        "services_cpu_us": round(used["services"] * per_request),
+    }
+
+
+def cpu_per_request(figures: dict) -> int:
+    return max(figures["server_cpu_us"] + figures["services_cpu_us"], 1)
 
 
 def start(command: list[str], env: dict, cwd: Path) -> subprocess.Popen:
@@ -317,11 +371,14 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
 
 
+FIGURES = ("rps", "p99_ms", "server_cpu_us", "services_cpu_us")
+
+
 def medians_of(rounds: list[dict], pair: str, name: str) -> dict:
     """Medians over the rounds; failed requests (non-2xx, or gRPC answers not valid) summed."""
     runs = [r[pair][name] for r in rounds]
     return {
-        **{key: median([run[key] for run in runs]) for key in ("rps", "p99_ms")},
+        **{key: median([run[key] for run in runs]) for key in FIGURES},
         "failed": sum(run.get("errors", run.get("non_2xx", 0)) for run in runs),
     }
 
@@ -335,16 +392,20 @@ def main() -> int:
     # Plain gunicorn runs outside the repository: it would read ./gunicorn.conf.py by default.
     plain_dir = Path(tempfile.mkdtemp(prefix="bench-http-"))
     plain = ["-w", "2", "-k", "sync", "--log-level", "warning"]
-    servers = [
-        start([gunicorn, *plain, "-b", f"127.0.0.1:{ports['floor']}", "bench.floor_app:app"], env, plain_dir),
-        start([gunicorn, *plain, "-b", f"127.0.0.1:{ports['plain']}", "wsgi:app"], env, plain_dir),
-        start(
+    server = {
+        "floor": start(
+            [gunicorn, *plain, "-b", f"127.0.0.1:{ports['floor']}", "bench.floor_app:app"], env, plain_dir
+        ),
+        "plain": start([gunicorn, *plain, "-b", f"127.0.0.1:{ports['plain']}", "wsgi:app"], env, plain_dir),
+        "shipped": start(
             [gunicorn, "wsgi:app", "-c", "gunicorn.conf.py"],
             {**env, "GUNICORN_BIND": f"127.0.0.1:{ports['shipped']}"},
             ROOT,
         ),
-        start([sys.executable, "grpc_server.py"], env, ROOT),
-    ]
+        "grpc": start([sys.executable, "grpc_server.py"], env, ROOT),
+    }
+    servers = list(server.values())
+    server_on = {port: server[name] for name, port in ports.items()}
     auth = {"Authorization": f"Bearer {token}"}
     list_path, detail_path, me_path = "/api/v1/products", f"/api/v1/products/{product_id}", "/api/v1/users/me"
     cases = {
@@ -357,7 +418,7 @@ def main() -> int:
         "shipped_conf_products_list_hit": (ports["shipped"], list_path, None),
         "shipped_conf_users_me": (ports["shipped"], me_path, auth),
     }
-    clients = {
+    clients: dict[str, Callable[[], dict]] = {
         "grpc_validate_token": lambda: drive(
             validate_token_call(ports["grpc"], token), SECONDS, CLIENT_THREADS
         ),
@@ -365,6 +426,7 @@ def main() -> int:
             users_me_call(ports["shipped"], token), SECONDS, CLIENT_THREADS
         ),
     }
+    server_of = {"grpc_validate_token": server["grpc"], "rest_users_me_same_client": server["shipped"]}
     if H2LOAD:
         request = grpc_frame(auth_pb2.ValidateTokenRequest(token=token).SerializeToString())
         grpc_headers = {"content-type": "application/grpc", "te": "trailers"}
@@ -378,6 +440,7 @@ def main() -> int:
         clients[case] = lambda port=port, path=path, headers=headers: wrk(
             f"http://127.0.0.1:{port}{path}", headers
         )
+        server_of[case] = server_on[port]
     # (case, base): run back to back, in turns (AB, then BA) so drift hits both alike.
     pairs = [
         ("products_list_hit", "floor"),
@@ -415,14 +478,17 @@ def main() -> int:
             measured = {}
             for case, base in pairs:
                 order = (base, case) if number % 2 == 0 else (case, base)
-                figures = {name: clients[name]() for name in order}
+                figures = {name: with_cpu(clients[name], server_of[name]) for name in order}
                 measured[f"{case}/{base}"] = {
                     **figures,
                     "ratio": round(figures[case]["rps"] / figures[base]["rps"], 3),
+                    "cpu_ratio": round(cpu_per_request(figures[base]) / cpu_per_request(figures[case]), 3),
                 }
             rounds.append(measured)
             print(
-                f"round {number + 1}: " + json.dumps({k: v["ratio"] for k, v in measured.items()}), flush=True
+                f"round {number + 1} (req/s ratio, CPU ratio): "
+                + json.dumps({k: (v["ratio"], v["cpu_ratio"]) for k, v in measured.items()}),
+                flush=True,
             )
     finally:
         for server in servers:
@@ -435,6 +501,7 @@ def main() -> int:
         pair = f"{case}/{base}"
         summary[pair] = {
             "ratio": median([r[pair]["ratio"] for r in rounds]),
+            "cpu_ratio": median([r[pair]["cpu_ratio"] for r in rounds]),
             **{name: medians_of(rounds, pair, name) for name in (case, base)},
         }
     report = {
