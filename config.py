@@ -145,7 +145,7 @@ class Config:
     LOG_FORMAT = env_str("LOG_FORMAT", "plain")
     GRPC_PORT = env_int("GRPC_PORT", 50051)
     # Processes serving GRPC_PORT (grpc_server.py), and the token/health-check threads of each (each
-    # process pools as many PostgreSQL connections). 2, measured (h2load -c16 -m1, 2 processes,
+    # thread keeps a PostgreSQL connection for the check). 2, measured (h2load -c16 -m1, 2 processes,
     # 8 s runs in turns, medians of 3): 2 threads 2,364 calls/s, 3: 2,304, 4: 2,071, 8: 1,870.
     # One thread runs Python while the other waits on PostgreSQL; more threads only take turns
     # at the one GIL (16-21 context switches per call at 8 threads, 10-11 at 2).

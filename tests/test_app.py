@@ -203,20 +203,91 @@ def test_connections_the_server_ends_are_503s_or_200s_then_recover(app, client, 
 
 @pytest.mark.postgres
 def test_the_token_check_survives_its_prepared_statement_being_dropped(app, client, user_headers):
-    """The token check is a prepared statement, prepared once per pooled connection: when the
-    server forgets it (DEALLOCATE, a pooler in between), it is prepared again, no error."""
-    from project.extensions import db
+    """The token check is a prepared statement, prepared once per connection: when the server
+    forgets it (DEALLOCATE, a pooler in between), it is prepared again, no error."""
+    from project import database
 
     assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
-    with app.app_context():
-        pooled = db.engine.raw_connection()  # the one connection the request used
-        try:
-            assert "session_and_user" in pooled.info["prepared"]
-            cursor = pooled.cursor()
-            cursor.execute("DEALLOCATE ALL")
-            cursor.close()
-            pooled.commit()
-        finally:
-            pooled.close()
+    # The test client serves in this thread: the connection the request used is this thread's.
+    assert "session_and_user" in database._held.prepared
+    database._held.cursor.execute("DEALLOCATE ALL")
     for _ in range(2):
         assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
+    assert "session_and_user" in database._held.prepared
+
+
+KEPT_APP_NAME = "pytest-kept-connection"
+
+
+def _backends(app, name: str) -> int:
+    import psycopg2
+
+    admin = psycopg2.connect(app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg2", ""))
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,))
+            return cursor.fetchone()[0]
+    finally:
+        admin.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.app_config(SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"application_name": KEPT_APP_NAME}})
+def test_the_token_check_keeps_one_connection_per_thread(app, client, user_headers):
+    """The token check's connection stays with the thread (no checkout and return per request),
+    beside the pool's; a new engine replaces it, and the old one is closed, not left open."""
+    from sqlalchemy import create_engine
+
+    from project import database
+
+    assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
+    kept = database._held.connection
+    kept_dbapi = kept.dbapi_connection
+    before = _backends(app, KEPT_APP_NAME)
+    for _ in range(5):
+        assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
+    assert database._held.connection is kept
+    assert _backends(app, KEPT_APP_NAME) == before
+
+    # Another engine (another app) in this thread: its own connection, and the old one closed.
+    other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        database.PreparedRead._cursor(other)
+        assert database._held.connection is not kept and database._held.engine is other
+        assert kept_dbapi.closed
+    finally:
+        database._drop_held()
+        other.dispose()
+    assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
+
+
+@pytest.mark.postgres
+def test_a_forked_child_connects_anew_and_leaves_the_parents_connection_alone(app, user):
+    """A child forked after a token check (an RQ work horse, say) must neither use nor close
+    the parent's connection: psycopg2 says goodbye on close, which would end the parent's
+    session. The child connects anew; the parent's connection still answers afterwards."""
+    import os
+
+    from project import database
+    from project.auth.sessions import _SESSION_AND_USER_READ
+
+    values = {"sid": "no-such-session", "user_id": user["id"]}
+    with app.app_context():
+        assert _SESSION_AND_USER_READ.first(values) is None
+        parent = database._held.connection
+        pid = os.fork()
+        if pid == 0:  # the child: exit code 0 only if it read on a connection of its own
+            code = 1
+            try:
+                code = (
+                    0
+                    if _SESSION_AND_USER_READ.first(values) is None
+                    and database._held.connection is not parent
+                    else 2
+                )
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert _SESSION_AND_USER_READ.first(values) is None
+        assert database._held.connection is parent and not parent.dbapi_connection.closed
