@@ -262,32 +262,49 @@ def test_the_token_check_keeps_one_connection_per_thread(app, client, user_heade
 
 
 @pytest.mark.postgres
-def test_a_forked_child_connects_anew_and_leaves_the_parents_connection_alone(app, user):
-    """A child forked after a token check (an RQ work horse, say) must neither use nor close
-    the parent's connection: psycopg2 says goodbye on close, which would end the parent's
-    session. The child connects anew; the parent's connection still answers afterwards."""
+def test_a_forked_child_connects_anew_and_leaves_the_parents_connections_alone(app, user):
+    """A child forked after token checks (an RQ work horse, say) must neither use nor close the
+    parent's connections, its own thread's or another's: psycopg2 says goodbye on close, which
+    would end the parent's session. The child connects anew; the parent's connections still
+    answer afterwards."""
     import os
+    import threading
 
     from project import database
     from project.auth.sessions import _SESSION_AND_USER_READ
 
     values = {"sid": "no-such-session", "user_id": user["id"]}
-    with app.app_context():
-        assert _SESSION_AND_USER_READ.first(values) is None
-        parent = database._held.connection
-        pid = os.fork()
-        if pid == 0:  # the child: exit code 0 only if it read on a connection of its own
-            code = 1
-            try:
-                code = (
-                    0
-                    if _SESSION_AND_USER_READ.first(values) is None
-                    and database._held.connection is not parent
-                    else 2
-                )
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert _SESSION_AND_USER_READ.first(values) is None
-        assert database._held.connection is parent and not parent.dbapi_connection.closed
+    read = _SESSION_AND_USER_READ.first
+    held, resume, other = threading.Event(), threading.Event(), {}
+
+    def another_thread() -> None:
+        with app.app_context():
+            assert read(values) is None
+            kept = database._held.connection
+            held.set()
+            resume.wait(10)
+            other["answered"] = read(values) is None and database._held.connection is kept
+
+    thread = threading.Thread(target=another_thread)
+    thread.start()
+    assert held.wait(10)
+    try:
+        with app.app_context():
+            assert read(values) is None
+            parent = database._held.connection
+            pid = os.fork()
+            if pid == 0:  # the child: exit code 0 only if it read on a connection of its own
+                code = 1
+                try:
+                    missing = read(values) is None
+                    code = 0 if missing and database._held.connection is not parent else 2
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert read(values) is None
+            assert database._held.connection is parent and not parent.dbapi_connection.closed
+    finally:
+        resume.set()
+        thread.join(10)
+    assert other == {"answered": True}
