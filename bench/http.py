@@ -16,9 +16,9 @@ and ratio to the floor of the same round; the figures are medians over the round
 With each run it also reads, from /proc, the CPU time the server's processes used (its
 process group) and PostgreSQL's and Redis's, per request (`server_cpu_us`,
 `services_cpu_us`), and gives `cpu_ratio`: the base's CPU per request over the case's (server +
-services), which reads like the req/s ratio. It is the steadier figure on a shared machine:
-another tenant's load slows a server down (and moves req/s by 20% between runs here) but adds
-little to what one request costs.
+services), which reads like the req/s ratio. It says where the time goes (the server, the
+database, Redis); it is not much steadier than req/s here: contention on 2 shared cores
+raises the CPU each request costs too.
 gRPC ValidateToken vs REST /users/me: wrk cannot speak gRPC, so both sides are driven by one
 other C load generator, h2load (Debian's nghttp2-client): BENCH_CLIENT_CONNECTIONS
 connections, one call in flight on each, for BENCH_SECONDS; HTTP/2 with the encoded request
@@ -346,8 +346,8 @@ def cpu_ticks() -> collections.Counter:
 
 def with_cpu(run: Callable[[], dict], server: subprocess.Popen) -> dict:
     """`run()`'s figures and what each request cost in CPU (us): the server's processes (its
-    process group) and PostgreSQL's and Redis's. Steadier than req/s on a shared machine: a
-    neighbour's load slows the server down but does not add to its CPU per request."""
+    process group) and PostgreSQL's and Redis's (all of their work in the meantime, so
+    nothing else should use them during a run)."""
     before = cpu_ticks()
     figures = run()
     used = cpu_ticks() - before
