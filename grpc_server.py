@@ -39,7 +39,7 @@ from flask import Flask
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from config import database_url, get_config
+from config import get_config
 from project import create_app
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
 from project.rpc.service import AuthService
@@ -109,18 +109,6 @@ def serve(
         raise RuntimeError(f"could not bind the gRPC server to {host}:{port}")
     server.start()
     return GrpcServer(server, bound, health_servicer, checks)
-
-
-def server_app() -> Flask:
-    """The app of a serving process: a pooled connection per ValidateToken thread. (With the default
-    pool of 5, the calls beyond 5 at once get overflow connections, closed when given back:
-    under load every such call opened a new PostgreSQL connection, a backend forked for it.)"""
-    config = get_config()
-    overrides = {}
-    if database_url(config.SQLALCHEMY_DATABASE_URI).startswith("postgresql"):
-        options = {**config.SQLALCHEMY_ENGINE_OPTIONS, "pool_size": config.GRPC_MAX_WORKERS}
-        overrides["SQLALCHEMY_ENGINE_OPTIONS"] = options
-    return create_app(overrides)
 
 
 def run_until_signalled(app: Flask, metrics: bool = True, parent: int | None = None) -> int:
@@ -268,10 +256,10 @@ def prepare_metrics_dir() -> str | None:
 def main() -> int:
     count = get_config().GRPC_WORKERS
     if count <= 1:
-        return run_until_signalled(server_app())
+        return run_until_signalled(create_app())
     made = prepare_metrics_dir()
     try:
-        return Supervisor(server_app(), count).run()
+        return Supervisor(create_app(), count).run()
     finally:
         if made:
             shutil.rmtree(made, ignore_errors=True)

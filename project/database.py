@@ -66,7 +66,6 @@ class _Held(threading.local):
     connection: Any = None  # a PoolProxiedConnection detached from its pool
     cursor: Any = None
     prepared: set[str]
-    pid = 0
 
 
 _held = _Held()
@@ -80,6 +79,17 @@ def _drop_held() -> None:
     if connection is not None:
         with suppress(Exception):  # already broken: nothing to say goodbye on
             connection.close()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child, the forking thread's connection is the parent's: keep it, unused.
+    (The other threads' locals are not freed in the child, so theirs are not closed either.)"""
+    if _held.connection is not None:
+        _inherited.append(_held.connection)
+    _held.engine = _held.connection = _held.cursor = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class PreparedRead:
@@ -122,14 +132,9 @@ class PreparedRead:
     @staticmethod
     def _cursor(engine: Any) -> Any:
         """This thread's cursor on `engine`, connecting when it has none (or one of another
-        engine, or of the parent process)."""
-        if _held.engine is engine and _held.pid == os.getpid():
+        engine)."""
+        if _held.engine is engine:
             return _held.cursor
-        if _held.pid != os.getpid():
-            if _held.connection is not None:
-                _inherited.append(_held.connection)
-            _held.engine = _held.connection = _held.cursor = None
-            _held.pid = os.getpid()
         _drop_held()
         dialect = engine.dialect
         try:
