@@ -8,7 +8,7 @@ PORT ?= 5000
 CLIENT_VENV ?= .venv-client
 CLIENT_STAMP := $(CLIENT_VENV)/.installed-$(shell cat requirements-client.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean docs-assets client-check
+.PHONY: install run test test-topology lint fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean docs-assets client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,10 @@ run: install  ## migrate the embedded SQLite database and serve the API on :5000
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 test: install $(CLIENT_STAMP)  ## the whole suite (SQLite + fakeredis, or TEST_DATABASE_URL / TEST_REDIS_URL)
-	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest
+	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest --ignore=tests/topology
+
+test-topology: install  ## the production topology for real (nginx, PgBouncer, Sentinel, ...) on private ports
+	$(BIN)/python -m pytest tests/topology -p no:cacheprovider
 
 client-check: install $(CLIENT_STAMP)  ## generate a client from /openapi.json and run the whole flow with it
 	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest tests/test_generated_client.py
