@@ -10,14 +10,21 @@ does not set (`load_dotenv_file`).
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 from dotenv import dotenv_values
 
 BASE_DIR = Path(__file__).resolve().parent
 DEV_SECRET_KEY = "dev-secret-key-change-me-0123456789abcdef"
 DEV_JWT_SECRET_KEY = "dev-jwt-secret-key-change-me-0123456789abcdef"
+
+
+class ConfigError(RuntimeError):
+    """A setting production cannot run with; the message names the variable, in one line."""
 
 
 @overload
@@ -199,6 +206,10 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     APP_ENV = "production"
+    # No SQLite fallback: without DATABASE_URL production refuses to start (check_production_config).
+    SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL")  # type: ignore[assignment]
+    SECRET_KEY = env_str("SECRET_KEY")  # type: ignore[assignment]
+    JWT_SECRET_KEY = env_str("JWT_SECRET_KEY")  # type: ignore[assignment]
     LOG_FORMAT = env_str("LOG_FORMAT", "json")
 
 
@@ -212,16 +223,51 @@ CONFIGS = {
 def get_config(app_env: str | None = None) -> type[Config]:
     name = (app_env or env_str("APP_ENV", "development")).lower()
     if name not in CONFIGS:
-        raise RuntimeError(f"APP_ENV must be one of {sorted(CONFIGS)}, not {name!r}")
+        raise ConfigError(f"APP_ENV must be one of {sorted(CONFIGS)}, not {name!r}")
     return CONFIGS[name]
 
 
-def check_production_config(config: dict) -> None:
-    """Refuse to run production with missing or development secrets, or without a mail server
-    (without one, mail goes to the log: emailed tokens would be written there)."""
+# Exit status of a process refused for its configuration: gunicorn's "app failed to load",
+# so that a gunicorn master whose worker meets it stops instead of restarting the worker.
+CONFIG_EXIT_STATUS = 4
+MIN_SECRET_BYTES = 32
+
+
+def check_production_config(config: Mapping[str, Any]) -> None:
+    """Refuse to run production half configured (API.md, Environment): without a database or
+    Redis (it would serve the development SQLite file with Redis off), without a mail server
+    (mail would go to the log, emailed tokens with it), or with a missing, development or short
+    secret (anyone who guesses it signs tokens). Raises `ConfigError` naming the variable."""
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        raise ConfigError("DATABASE_URL must be set when APP_ENV=production")
+    if not config.get("REDIS_URL"):
+        raise ConfigError("REDIS_URL must be set when APP_ENV=production")
+    if not config.get("MAIL_SERVER"):
+        raise ConfigError("MAIL_SERVER must be set when APP_ENV=production")
     for key, dev_value in (("SECRET_KEY", DEV_SECRET_KEY), ("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)):
         value = config.get(key)
-        if not value or value == dev_value:
-            raise RuntimeError(f"{key} must be set to a non-default value when APP_ENV=production")
-    if not config.get("MAIL_SERVER"):
-        raise RuntimeError("MAIL_SERVER must be set when APP_ENV=production")
+        if not value:
+            raise ConfigError(f"{key} must be set when APP_ENV=production")
+        if value == dev_value:
+            raise ConfigError(f"{key} is the development default; set a secret of your own")
+        if len(str(value).encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"{key} must be at least {MIN_SECRET_BYTES} bytes long when APP_ENV=production")
+
+
+def check_environment() -> None:
+    """The production rules on the environment alone, before any app exists (gunicorn's master
+    runs this from gunicorn.conf.py, so a refused server binds nothing and forks nothing)."""
+    config = get_config()
+    if config.APP_ENV == "production":
+        check_production_config({name: getattr(config, name) for name in dir(config) if name.isupper()})
+
+
+@contextmanager
+def refusing_bad_config() -> Iterator[None]:
+    """Around a process's start: a `ConfigError` becomes one line on stderr and exit status
+    `CONFIG_EXIT_STATUS`, with no traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(CONFIG_EXIT_STATUS) from None

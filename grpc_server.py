@@ -39,7 +39,7 @@ from flask import Flask
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from config import get_config
+from config import check_environment, get_config, refusing_bad_config
 from project import create_app
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
 from project.rpc.service import AuthService
@@ -254,12 +254,17 @@ def prepare_metrics_dir() -> str | None:
 
 
 def main() -> int:
-    count = get_config().GRPC_WORKERS
-    if count <= 1:
-        return run_until_signalled(create_app())
-    made = prepare_metrics_dir()
+    with refusing_bad_config():
+        # The environment is checked before the metrics directory is set up (create_app
+        # imports prometheus_client, which must come after it), and the app once more.
+        check_environment()
+        count = get_config().GRPC_WORKERS
+        if count <= 1:
+            return run_until_signalled(create_app())
+        made = prepare_metrics_dir()
+        app = create_app()
     try:
-        return Supervisor(create_app(), count).run()
+        return Supervisor(app, count).run()
     finally:
         if made:
             shutil.rmtree(made, ignore_errors=True)

@@ -13,9 +13,20 @@ exits is marked dead (its live gauges drop out).
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
 from gunicorn.glogging import Logger
+
+# gunicorn reads this file before it changes to --chdir: the project's modules from beside it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from config import check_environment, refusing_bad_config  # noqa: E402
+
+# Production half configured: one line naming the variable and exit 4, before gunicorn binds
+# or forks anything (workers would otherwise each fail to load the app).
+with refusing_bad_config():
+    check_environment()
 
 
 def _int(name: str, default: int) -> int:

@@ -23,6 +23,7 @@ import time
 from flask import Flask
 from rq import SimpleWorker, worker_registration
 
+from config import refusing_bad_config
 from project import create_app
 from project.extensions import redis_client
 from project.jobs import QUEUE_NAMES, get_queue
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="is this host's worker live? (exit 0/1)")
     args = parser.parse_args(argv)
 
-    app = create_app()
+    with refusing_bad_config():
+        app = create_app()
     if app.extensions.get("redis") is None:
         log.error("REDIS_URL is not set: without Redis, jobs run inline in the web process")
         return 2

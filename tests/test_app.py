@@ -42,11 +42,24 @@ def test_openapi_document_and_docs_pages(client):
 
 def test_production_refuses_development_secrets():
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
-        create_app(app_env="production", overrides={"REDIS_URL": None})
+        create_app(
+            app_env="production",
+            overrides={
+                "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                "REDIS_URL": "fakeredis://",
+                "MAIL_SERVER": "x",
+            },
+        )
 
 
 def test_production_accepts_real_secrets_and_a_mail_server():
-    good = {"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32, "MAIL_SERVER": "smtp.example.com"}
+    good = {
+        "SQLALCHEMY_DATABASE_URI": "postgresql://db/app",
+        "REDIS_URL": "redis://redis/0",
+        "SECRET_KEY": "s" * 32,
+        "JWT_SECRET_KEY": "j" * 32,
+        "MAIL_SERVER": "smtp.example.com",
+    }
     check_production_config(good)
     with pytest.raises(RuntimeError, match="JWT_SECRET_KEY"):
         check_production_config({**good, "JWT_SECRET_KEY": ""})
@@ -54,10 +67,15 @@ def test_production_accepts_real_secrets_and_a_mail_server():
 
 def test_production_refuses_to_start_without_a_mail_server():
     """Without one, mail would go to the log, reset links and their tokens with it."""
-    secrets = {"SECRET_KEY": "s" * 32, "JWT_SECRET_KEY": "j" * 32, "REDIS_URL": None}
+    settings = {
+        "SECRET_KEY": "s" * 32,
+        "JWT_SECRET_KEY": "j" * 32,
+        "SQLALCHEMY_DATABASE_URI": "sqlite://",
+        "REDIS_URL": "fakeredis://",
+    }
     with pytest.raises(RuntimeError, match="MAIL_SERVER"):
-        create_app(app_env="production", overrides={**secrets, "MAIL_SERVER": None})
-    assert create_app(app_env="production", overrides={**secrets, "MAIL_SERVER": "smtp.example.com"})
+        create_app(app_env="production", overrides={**settings, "MAIL_SERVER": None})
+    assert create_app(app_env="production", overrides={**settings, "MAIL_SERVER": "smtp.example.com"})
 
 
 def test_migrations_match_the_models(app):
