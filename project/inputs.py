@@ -1,6 +1,8 @@
 """How a request's input is read, bounded and checked: the one place.
 
-- The body: at most `MAX_CONTENT_LENGTH` bytes (a 413 before anything reads it).
+- The body: at most `MAX_CONTENT_LENGTH` bytes (a 413 before anything reads it). A body
+  without a length (`Transfer-Encoding: chunked`) is read whole first, counted as it arrives:
+  past the limit it is a 413 with none of it processed (`read_streamed_body`).
 - JSON, through the app's JSON provider (`request.get_json()`, here, before the route; the
   schemas then read bytes that passed these checks): not valid JSON is a 400; text holding
   NUL or a lone surrogate, NaN/Infinity, integers of more than `MAX_INT_DIGITS` digits, floats
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -130,9 +133,35 @@ def _environ_has_nul(environ: dict) -> bool:
     return any("\x00" in value for value in environ.values() if type(value) is str)
 
 
+STREAM_READ_BYTES = 64 * 1024
+
+
+def read_streamed_body(environ: dict, limit: int) -> None:
+    """A body of unknown length (chunked; the WSGI server de-chunks it and says so with
+    `wsgi.input_terminated`): read it now, counting, and past `limit` bytes raise a 413 at
+    once, without reading the rest. Werkzeug alone would hand the route the first `limit`
+    bytes as if they were the whole body. The body read is put back for the request to parse."""
+    stream = environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(STREAM_READ_BYTES, limit + 1 - size))
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge(f"The request body must be at most {limit} bytes.")
+        chunks.append(chunk)
+    environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
+
+
 def check_request_input() -> None:
     """Before every route: the body's size, then NUL anywhere, then the JSON body (if any)."""
     limit = request.max_content_length
+    environ = request.environ
+    # First, before anything reads `request.stream` (it is built once, from this environ).
+    if limit is not None and environ.get("wsgi.input_terminated") and request.content_length is None:
+        read_streamed_body(environ, limit)
     if limit is not None and (request.content_length or 0) > limit:
         raise RequestEntityTooLarge(f"The request body must be at most {limit} bytes.")
     if _environ_has_nul(request.environ):

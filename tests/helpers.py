@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +70,39 @@ def metric_value(text: str, name: str, default: float | None = None, **labels: s
     wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
     assert default is not None, f"{name}{{{wanted}}} not in /metrics"
     return default
+
+
+def send_chunked(
+    address: tuple[str, int], path: str, chunks: Iterable[bytes], headers: dict[str, str], timeout: float = 30
+) -> tuple[int, dict[str, str], bytes]:
+    """POST `chunks` with `Transfer-Encoding: chunked` (no Content-Length) over a raw socket
+    and return (status, headers with lower-case names, body) of the answer. A server may
+    answer and close before the body is all sent: sending then stops, the answer is read."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        head = [
+            f"POST {path} HTTP/1.1",
+            f"Host: {address[0]}",
+            "Transfer-Encoding: chunked",
+            "Connection: close",
+        ]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        try:
+            for chunk in chunks:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
+            # Done sending (Connection: close); werkzeug's server reads to the end of the input
+            # before it closes, which this says has come.
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # answered and closed early (a 413): read what it said
+        received = b""
+        try:
+            while data := sock.recv(65536):
+                received += data
+        except ConnectionResetError:
+            pass  # closed with our unread chunks in its buffer; the answer came before
+    head_bytes, _, body = received.partition(b"\r\n\r\n")
+    lines = head_bytes.decode("latin-1").split("\r\n")
+    answer = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), answer, body
