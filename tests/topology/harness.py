@@ -7,6 +7,7 @@ happened. Nothing here touches the machine's shared PostgreSQL (5432) or Redis (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -96,10 +97,8 @@ class Service:
 
     def signal(self, sig: int) -> None:
         if self.alive():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def pause(self) -> None:
         self.signal(signal.SIGSTOP)
@@ -208,7 +207,16 @@ class Topology:
         if data is None:
             data = self.postgres_dir(f"{name}-data")
             initdb = subprocess.run(
-                [postgres_bin("initdb"), "-D", str(data / "db"), "-U", "postgres", "-A", "trust", "--no-sync"],
+                [
+                    postgres_bin("initdb"),
+                    "-D",
+                    str(data / "db"),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                ],
                 capture_output=True,
                 text=True,
                 user="postgres",
@@ -221,7 +229,17 @@ class Topology:
                 handle.write("wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n" + conf)
             with open(data / "pg_hba.conf", "a") as handle:
                 handle.write("host replication all 127.0.0.1/32 trust\n")
-        argv = [postgres_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(data), "-h", "127.0.0.1"]
+        argv = [
+            postgres_bin("postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(data),
+            "-h",
+            "127.0.0.1",
+        ]
         service = self.start(name, argv, port=port, user="postgres")
         deadline = time.monotonic() + 30
         while subprocess.run(
@@ -267,3 +285,50 @@ class Topology:
         path.write_text(config)
         argv = [binary, "-p", str(directory), "-c", str(path), "-e", str(directory / "logs" / "error.log")]
         return self.start(name, [*argv, "-g", "daemon off;"], port=port)
+
+    # --- past one host: Sentinel, PgBouncer (tests/topology/test_hosts_*.py) ------------
+
+    def sentinel(
+        self, master_port: int, *, service: str = "mymaster", quorum: int = 2, name: str = "sentinel"
+    ) -> Service:
+        """A Redis Sentinel watching the master on `master_port` (fast failure detection)."""
+        binary = ensure_installed("redis-sentinel", "redis-sentinel")
+        port = free_port()
+        conf = self.workdir / f"{name}.conf"  # sentinels rewrite their config: one file each
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+            f"sentinel monitor {service} 127.0.0.1 {master_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {service} 1000\n"
+            f"sentinel failover-timeout {service} 5000\n"
+        )
+        return self.start(name, [binary, str(conf)], port=port)
+
+    def pgbouncer(self, pg_port: int, *, pool_mode: str = "transaction", extra: str = "") -> Service:
+        """PgBouncer in front of the PostgreSQL on `pg_port` (database `app`, trust auth, user
+        `postgres`, which is also its admin: `psql -p <port> -U postgres pgbouncer`)."""
+        binary = ensure_installed("pgbouncer", "pgbouncer")
+        directory = self.postgres_dir("pgbouncer")  # it refuses to run as root
+        port = free_port()
+        (directory / "users.txt").write_text('"postgres" ""\n')
+        (directory / "pgbouncer.ini").write_text(
+            f"[databases]\napp = host=127.0.0.1 port={pg_port} dbname=app\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {directory}/users.txt\nadmin_users = postgres\n"
+            f"pool_mode = {pool_mode}\nmax_client_conn = 500\ndefault_pool_size = 20\n"
+            f"ignore_startup_parameters = extra_float_digits,options\n{extra}"
+        )
+        for path in directory.iterdir():
+            shutil.chown(path, "postgres", "postgres")
+        return self.start("pgbouncer", [binary, str(directory / "pgbouncer.ini")], port=port, user="postgres")
+
+
+def psql(port: int, sql: str, database: str = "app") -> str:
+    """One statement through psql on loopback as `postgres`; its output (asserts success)."""
+    result = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", database, "-Atc", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
