@@ -96,6 +96,10 @@ class Config:
     # hide_parameters: SQL parameters (password hashes, token digests) never reach a log line or
     # an error message.
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"hide_parameters": True}
+    # PostgreSQL connections each process's pool keeps open, and how many more it may open at
+    # a peak (closed again when returned). The connection budget: README "Scaling out".
+    DB_POOL_SIZE = env_int("DB_POOL_SIZE", 5)
+    DB_MAX_OVERFLOW = env_int("DB_MAX_OVERFLOW", 10)
     # Unset: cache, rate limits and jobs run inside the one process.
     REDIS_URL = env_str("REDIS_URL")
 

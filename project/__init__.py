@@ -62,7 +62,9 @@ def derive_settings(app: Flask) -> None:
     # it gets a callable that reads the current app's setting on every request.
     config["RATE_LIMIT_DEFAULT"] = config.get("RATELIMIT_DEFAULT") or config["RATE_LIMIT_DEFAULT"]
     config["RATELIMIT_DEFAULT"] = _default_rate_limit
-    config.setdefault("RATELIMIT_STORAGE_URI", redis_url if real_redis else "memory://")
+    # With Redis, limits keep their counters on the app's own client's pool (register_extensions):
+    # the URI only picks limits' Redis storage, so Sentinel and TLS URLs need no second parser.
+    config.setdefault("RATELIMIT_STORAGE_URI", "redis://" if real_redis else "memory://")
     config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # A Redis outage must not take the API down with it: limits fall back to memory.
     config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
@@ -75,6 +77,8 @@ def derive_settings(app: Flask) -> None:
         # An unreachable database host must become a 503 within seconds, not hang a worker.
         options = config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
         options.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
+        options.setdefault("pool_size", config["DB_POOL_SIZE"])
+        options.setdefault("max_overflow", config["DB_MAX_OVERFLOW"])
 
 
 def _default_rate_limit() -> str:
@@ -101,6 +105,9 @@ def register_extensions(app: Flask) -> None:
         cache.init_app(app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": app.extensions["redis"]})
     else:
         cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
+    client = app.extensions["redis"]
+    if client is not None and app.config["RATELIMIT_STORAGE_URI"] == "redis://":
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
     limiter.init_app(app)
     api.init_app(app)
 

@@ -78,6 +78,8 @@ def namespace_version(namespace: str) -> int | None:
     client = redis_client.client
     if client is None:
         return _local_versions().setdefault(namespace, 0)
+    if _pending_bumps() and not flush_pending_bumps():
+        return None  # an invalidation of ours is still owed: the cache cannot be trusted yet
     key = _version_key(namespace)
     try:
         value = client.get(key)
@@ -90,23 +92,56 @@ def namespace_version(namespace: str) -> int | None:
         return None
 
 
+def _pending_bumps() -> set[str]:
+    """Namespaces whose bump failed in this process (Redis down, failing over)."""
+    return current_app.extensions.setdefault("cache_pending_bumps", set())
+
+
 def bump(namespace: str) -> None:
-    """Invalidate every cached entry of `namespace` (O(1)). Call after the write commits."""
+    """Invalidate every cached entry of `namespace` (O(1)). Call after the write commits.
+
+    The client retries a lost or demoted master for a few seconds (redis_client), which
+    rides through a Sentinel failover, so the write answers after its invalidation. When
+    Redis stays away longer, the namespace is remembered and bumped the first time this
+    process reaches Redis again (`flush_pending_bumps`): the entries written before the
+    write (which a restarted or promoted Redis may still hold) are then never current again.
+    """
     client = redis_client.client
     if client is None:
         versions = _local_versions()
         versions[namespace] = versions.get(namespace, 0) + 1
         return
-    key = _version_key(namespace)
     try:
-        pipe = client.pipeline()
-        pipe.set(key, time.time_ns() // 1000, nx=True)
-        pipe.incr(key)
-        pipe.execute()
+        _incr_version(client, namespace)
     except Exception as exc:
-        # Entries written before the outage may be served until their TTL runs out.
         log.error("cache invalidation of %s failed: %s", namespace, exc.__class__.__name__)
         record_cache(namespace, "error")
+        _pending_bumps().add(namespace)
+    else:
+        _pending_bumps().discard(namespace)
+
+
+def _incr_version(client: Any, namespace: str) -> None:
+    key = _version_key(namespace)
+    pipe = client.pipeline()
+    pipe.set(key, time.time_ns() // 1000, nx=True)
+    pipe.incr(key)
+    pipe.execute()
+
+
+def flush_pending_bumps() -> bool:
+    """Bump what failed to bump earlier; True when nothing is left pending."""
+    pending = _pending_bumps()
+    client = redis_client.client
+    for namespace in sorted(pending):
+        try:
+            _incr_version(client, namespace)
+        except Exception as exc:
+            _failed(namespace, "pending bump", exc)
+            return False
+        pending.discard(namespace)
+        log.warning("cache invalidation of %s done after Redis came back", namespace)
+    return True
 
 
 def _readable(args: str) -> str:
@@ -231,6 +266,8 @@ def _lookup(namespace: str, key: str, versioned: bool) -> tuple[int | None, byte
             return (_local_versions().setdefault(namespace, 0) if versioned else 0), cache.get(key)
         if not versioned:
             return 0, cast("bytes | None", redis_client.command("GET", key))  # bytes
+        if _pending_bumps() and not flush_pending_bumps():
+            return None, None
         version, entry = redis_client.command("MGET", _version_key(namespace), key)
     except Exception as exc:
         _failed(namespace, "get", exc)

@@ -219,19 +219,92 @@ def test_connections_the_server_ends_are_503s_or_200s_then_recover(app, client, 
     assert statuses[-len(paths) :] == [200] * len(paths), statuses
 
 
+def _prepared_here() -> list[str]:
+    """Names of the statements prepared on this thread's token-check connection."""
+    from project import database
+
+    database._held.cursor.execute("SELECT name FROM pg_prepared_statements")
+    return [name for (name,) in database._held.cursor.fetchall()]
+
+
 @pytest.mark.postgres
 def test_the_token_check_survives_its_prepared_statement_being_dropped(app, client, user_headers):
     """The token check is a prepared statement, prepared once per connection: when the server
     forgets it (DEALLOCATE, a pooler in between), it is prepared again, no error."""
     from project import database
+    from project.auth.sessions import _SESSION_AND_USER_READ
 
     assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
     # The test client serves in this thread: the connection the request used is this thread's.
-    assert "session_and_user" in database._held.prepared
+    name = _SESSION_AND_USER_READ._compiled["postgresql"].name
+    assert _prepared_here() == [name]
     database._held.cursor.execute("DEALLOCATE ALL")
     for _ in range(2):
         assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
-    assert "session_and_user" in database._held.prepared
+    assert _prepared_here() == [name]
+
+
+@pytest.mark.postgres
+def test_a_skewed_statement_of_the_same_name_does_not_break_the_token_check(app, client, user_headers):
+    """Another version of the code (one more column, a rolling deploy) left its statement on
+    the server connection: ours is named by its SQL's hash, so the two never collide."""
+    from project import database
+
+    assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
+    database._held.cursor.execute("DEALLOCATE ALL")
+    database._held.cursor.execute("PREPARE session_and_user AS SELECT 1, 2, $1::text, $2::int")
+    answer = client.get("/api/v1/users/me", headers=user_headers)
+    assert answer.status_code == 200 and answer.get_json()["email"], answer.get_json()
+    assert "session_and_user" in _prepared_here() and len(_prepared_here()) == 2
+
+
+@pytest.mark.postgres
+def test_the_token_check_reads_when_its_statement_keeps_moving(app, client, user_headers, monkeypatch):
+    """Behind PgBouncer in transaction mode, EXECUTE may land on a server connection without
+    the statement and PREPARE on one that has it: the read still answers (plainly)."""
+    from project.auth.sessions import _SESSION_AND_USER_READ
+    from project.database import DUPLICATE_STATEMENT, LOST_STATEMENT
+
+    assert client.get("/api/v1/users/me", headers=user_headers).status_code == 200
+    compiled = _SESSION_AND_USER_READ._compiled["postgresql"]
+    sent = []
+
+    import psycopg2
+
+    class Shuffled(psycopg2.Error):
+        def __init__(self, code: str) -> None:
+            super().__init__(code)
+            self.code = code
+
+        @property
+        def pgcode(self):  # read-only on psycopg2's own errors
+            return self.code
+
+    class PoolerCursor:
+        """What a pooler's shuffling looks like to the client: the statement is never where
+        the query lands."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def execute(self, query, args=()):
+            sent.append(query)
+            if query == compiled.execute:
+                raise Shuffled(LOST_STATEMENT)
+            if query.startswith("PREPARE"):
+                raise Shuffled(DUPLICATE_STATEMENT)
+            return self.real.execute(query, args)
+
+        def fetchone(self):
+            return self.real.fetchone()
+
+    real_cursor = _SESSION_AND_USER_READ._cursor
+    monkeypatch.setattr(
+        type(_SESSION_AND_USER_READ), "_cursor", staticmethod(lambda e: PoolerCursor(real_cursor(e)))
+    )
+    answer = client.get("/api/v1/users/me", headers=user_headers)
+    assert answer.status_code == 200, answer.get_json()
+    assert sent[-1] == compiled.plain and len(sent) == 4
 
 
 KEPT_APP_NAME = "pytest-kept-connection"

@@ -11,9 +11,10 @@ GET).
 from __future__ import annotations
 
 import hmac
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, Response, request
+from flask import Flask, Request, Response, current_app, request
 
 from project.errors import error_response
 
@@ -46,6 +47,13 @@ def refuse_cross_site_changes() -> Response | None:
     return None
 
 
+def _app_client(_url: str, **_options: Any) -> tuple[None, Any]:
+    """rq-dashboard's own connection factory, replaced: it builds a new client from the URL on
+    every request (its `instance_number` hook), outside our timeouts, TLS and Sentinel
+    settings. The app's client (project/redis_client.py) serves every dashboard request."""
+    return None, current_app.extensions["redis"]
+
+
 def register_dashboard(app: Flask) -> bool:
     username = app.config.get("RQ_DASHBOARD_USERNAME")
     password = app.config.get("RQ_DASHBOARD_PASSWORD")
@@ -54,7 +62,9 @@ def register_dashboard(app: Flask) -> bool:
         return False
 
     import rq_dashboard
+    import rq_dashboard.web
 
+    rq_dashboard.web.from_url = _app_client
     # rq-dashboard would copy our REDIS_URL under a deprecation warning; give it its own key.
     app.config["RQ_DASHBOARD_REDIS_URL"] = (app.config["REDIS_URL"],)
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 OK, DOWN, DISABLED = "ok", "down", "disabled"
 EMBEDDED = "REDIS_URL is not set: cache, rate limits and jobs run inside the web process."
 SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"
+HEALTH_PROBE_KEY = "health:probe"
 
 
 def _ms(started: float) -> float:
@@ -48,7 +49,9 @@ def check_redis() -> dict:
         return {"status": DISABLED, "detail": EMBEDDED}
     started = time.perf_counter()
     try:
-        client.ping()
+        # A write, not a PING: a demoted master (a failover, REPLICAOF) still answers PING and
+        # reads, but refuses the writes the cache, queues and rate limits make.
+        client.set(HEALTH_PROBE_KEY, 1, ex=60)
     except REDIS_ERRORS as exc:
         log.warning("health: redis down: %s", exc.__class__.__name__)
         return {"status": DOWN, "error": f"redis unreachable ({exc.__class__.__name__})"}

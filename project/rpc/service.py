@@ -10,7 +10,7 @@ import logging
 
 import grpc
 from flask import Flask
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from project.auth.sessions import check_token
 from project.errors import AppError
@@ -43,13 +43,18 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
                 )
         except AppError as exc:
             return invalid(exc.message)
-        except (OperationalError, *REDIS_ERRORS) as exc:
-            # Not the token's fault: the caller may retry, so say UNAVAILABLE, not "invalid".
+        except DataError:
+            # PostgreSQL refused a value the token carried (an id out of range): the token's fault.
+            return invalid("Invalid token.")
+        except (SQLAlchemyError, *REDIS_ERRORS) as exc:
+            # Not the token's fault (database down, failing over, a pooler's hiccup): the caller
+            # may retry, so UNAVAILABLE, never "invalid" (API.md).
             log.error("token check unavailable: %s", exc.__class__.__name__)
             context.abort(grpc.StatusCode.UNAVAILABLE, "The token store is unavailable, try again later.")
         except Exception:
+            # A bug of ours is not a verdict on the token either.
             log.exception("token check failed")
-            return invalid("Invalid token.")
+            context.abort(grpc.StatusCode.INTERNAL, "The token check failed.")
 
 
 def invalid(error: str) -> auth_pb2.ValidateTokenResponse:

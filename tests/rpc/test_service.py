@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import grpc
 import pytest
+import redis
 from flask_jwt_extended import create_access_token
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from sqlalchemy.exc import InternalError, ProgrammingError
 
 from grpc_server import OTHER_CALL_THREADS, SERVICE_NAME, serve
 from project.auth.sessions import revoke_sessions, start_session
@@ -270,3 +272,32 @@ def test_a_signed_token_without_exp_is_invalid(app, stub, tokens):
     del claims["exp"]
     reply = validate(stub, pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256"))
     assert reply.valid is False and reply.error == "Invalid token."
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        # What PgBouncer's shuffling or a failover raised before: not OperationalError.
+        ProgrammingError("EXECUTE session_and_user", {}, Exception("prepared statement exists")),
+        InternalError("SELECT", {}, Exception("server closed the connection")),
+        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+    ],
+    ids=["programming", "internal", "readonly"],
+)
+def test_any_dependency_error_is_unavailable_never_invalid(stub, tokens, monkeypatch, failure):
+    """valid=false only for a token that is not valid (API.md): a database or Redis error of
+    any kind is UNAVAILABLE, and a bug of ours INTERNAL."""
+    import project.rpc.service
+
+    def failing(*_args, **_kwargs):
+        raise failure
+
+    monkeypatch.setattr(project.rpc.service, "check_token", failing)
+    with pytest.raises(grpc.RpcError) as exc:
+        validate(stub, tokens["access_token"])
+    assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    monkeypatch.setattr(project.rpc.service, "check_token", lambda *a, **k: 1 / 0)
+    with pytest.raises(grpc.RpcError) as exc:
+        validate(stub, tokens["access_token"])
+    assert exc.value.code() == grpc.StatusCode.INTERNAL

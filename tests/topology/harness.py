@@ -285,3 +285,50 @@ class Topology:
         path.write_text(config)
         argv = [binary, "-p", str(directory), "-c", str(path), "-e", str(directory / "logs" / "error.log")]
         return self.start(name, [*argv, "-g", "daemon off;"], port=port)
+
+    # --- past one host: Sentinel, PgBouncer (tests/topology/test_hosts_*.py) ------------
+
+    def sentinel(
+        self, master_port: int, *, service: str = "mymaster", quorum: int = 2, name: str = "sentinel"
+    ) -> Service:
+        """A Redis Sentinel watching the master on `master_port` (fast failure detection)."""
+        binary = ensure_installed("redis-sentinel", "redis-sentinel")
+        port = free_port()
+        conf = self.workdir / f"{name}.conf"  # sentinels rewrite their config: one file each
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+            f"sentinel monitor {service} 127.0.0.1 {master_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {service} 1000\n"
+            f"sentinel failover-timeout {service} 5000\n"
+        )
+        return self.start(name, [binary, str(conf)], port=port)
+
+    def pgbouncer(self, pg_port: int, *, pool_mode: str = "transaction", extra: str = "") -> Service:
+        """PgBouncer in front of the PostgreSQL on `pg_port` (database `app`, trust auth, user
+        `postgres`, which is also its admin: `psql -p <port> -U postgres pgbouncer`)."""
+        binary = ensure_installed("pgbouncer", "pgbouncer")
+        directory = self.postgres_dir("pgbouncer")  # it refuses to run as root
+        port = free_port()
+        (directory / "users.txt").write_text('"postgres" ""\n')
+        (directory / "pgbouncer.ini").write_text(
+            f"[databases]\napp = host=127.0.0.1 port={pg_port} dbname=app\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {directory}/users.txt\nadmin_users = postgres\n"
+            f"pool_mode = {pool_mode}\nmax_client_conn = 500\ndefault_pool_size = 20\n"
+            f"ignore_startup_parameters = extra_float_digits,options\n{extra}"
+        )
+        for path in directory.iterdir():
+            shutil.chown(path, "postgres", "postgres")
+        return self.start("pgbouncer", [binary, str(directory / "pgbouncer.ini")], port=port, user="postgres")
+
+
+def psql(port: int, sql: str, database: str = "app") -> str:
+    """One statement through psql on loopback as `postgres`; its output (asserts success)."""
+    result = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", database, "-Atc", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
