@@ -144,6 +144,8 @@ class Config:
     # Seconds before each retry of an email whose sending failed (one retry per entry).
     EMAIL_RETRY_BACKOFF = [int(s) for s in env_list("EMAIL_RETRY_BACKOFF", "30,120,600,1800")]
     FRONTEND_URL = env_str("FRONTEND_URL", "http://localhost:5000")
+    # Mails to one address, and mails one account causes, per window (limits' notation).
+    MAIL_RATE_LIMIT = env_str("MAIL_RATE_LIMIT", "5/hour")
     # A larger request body is a 413 before anything reads it (project/inputs.py).
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
 

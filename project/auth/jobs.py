@@ -36,7 +36,7 @@ def send_verification_email(user_id: int) -> bool:
     if user is None or user.is_verified:
         return False
     hours = current_app.config["VERIFY_TOKEN_EXPIRE_HOURS"]
-    token = issue_token(user.id, VERIFY, timedelta(hours=hours))
+    token = issue_token(user.id, VERIFY, timedelta(hours=hours), user.email)
     db.session.commit()  # the link works before the email leaves
     link = _link("verify-email", token)
     send_email(
@@ -54,7 +54,7 @@ def send_password_reset_email(user_id: int) -> bool:
     if user is None or not user.is_active:
         return False
     minutes = current_app.config["RESET_TOKEN_EXPIRE_MINUTES"]
-    token = issue_token(user.id, RESET, timedelta(minutes=minutes))
+    token = issue_token(user.id, RESET, timedelta(minutes=minutes), user.email)
     db.session.commit()
     link = _link("reset-password", token)
     send_email(
@@ -92,6 +92,23 @@ def queue_password_reset_email(user_id: int) -> EnqueuedJob | None:
     job = _enqueue_email(send_password_reset_email, user_id)
     if job is None:
         log.error("password reset email for user %s not queued (Redis down)", user_id)
+    return job
+
+
+def request_password_reset(email_key: str) -> bool:
+    """`POST /password/forgot`, in the background: the account is looked up here, so the
+    request does the same work whether or not it exists. Sends through its own job (with
+    the email retries), so a retry never counts toward MAIL_RATE_LIMIT twice."""
+    from project.auth.service import request_password_reset as lookup
+
+    user_id = lookup(email_key)
+    return user_id is not None and queue_password_reset_email(user_id) is not None
+
+
+def queue_password_reset_request(email_key: str) -> EnqueuedJob | None:
+    job = enqueue("email", request_password_reset, email_key)
+    if job is None:
+        log.error("password reset request not queued (Redis down)")
     return job
 
 

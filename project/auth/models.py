@@ -1,4 +1,4 @@
-"""Auth's tables: login sessions, emailed single-use tokens, failed logins (all keyed to users.id)."""
+"""Auth's tables: login sessions, emailed single-use tokens, failed logins, mails sent."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ class UserToken(Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The address the link was mailed to: it works only while the account still has it.
+    email: Mapped[str | None] = mapped_column(String(255))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -55,3 +57,15 @@ class LoginFailure(Model):
     identifier: Mapped[str] = mapped_column(String(255))
     ip: Mapped[str] = mapped_column(String(64))
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MailSend(Model):
+    """One mail queued, counted under `key` (`to:<address>` and `by:<account id>`) for
+    MAIL_RATE_LIMIT; a database table, so the limit holds in every process, Redis or not."""
+
+    __tablename__ = "mail_sends"
+    __table_args__ = (Index("ix_mail_sends_key_sent_at", "key", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

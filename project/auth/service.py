@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
-from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
-from project.auth.jobs import queue_password_reset_email, queue_verification_email
-from project.auth.models import AuthSession, LoginFailure
+from project.auth import limits
+from project.auth.jobs import queue_password_reset_request, queue_verification_email
+from project.auth.limits import clear_failures, login_identifier, take_password_attempt
+from project.auth.models import AuthSession
 from project.auth.sessions import decode, revoke_sessions, rotate_refresh_token, start_session
 from project.auth.tokens import RESET, VERIFY, consume_token, retire_tokens
-from project.database import rowcount, utcnow
-from project.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
+from project.database import utcnow
+from project.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from project.extensions import db
 from project.pagination import paginate
 from project.passwords import (
@@ -30,79 +30,41 @@ BAD_CREDENTIALS = "Incorrect login or password."
 
 
 def register(email: str, username: str, password: str) -> User:
-    """Create a plain user (never an admin) and queue the verification email."""
+    """Create a plain user (never an admin) and queue the verification email (it counts
+    toward MAIL_RATE_LIMIT; past it, none is sent and the user can resend later)."""
     user = create_user(email, username, password)
-    queue_verification_email(user.id)
+    if limits.reserve_mails(user.id, [user.email]) is None:
+        db.session.commit()
+        queue_verification_email(user.id)
     return user
 
 
 # --- login and lockout -----------------------------------------------------------------
 
 
-def _lockout_window() -> timedelta:
-    return timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
-
-
-def _lockout_retry_after(identifier: str, ip: str) -> int | None:
-    """Seconds until a login may be tried again, or None when not locked out."""
-    limit = current_app.config["LOGIN_MAX_FAILURES"]
-    now = utcnow()
-    recent = db.session.scalars(
-        select(LoginFailure.failed_at)
-        .where(
-            LoginFailure.identifier == identifier,
-            LoginFailure.ip == ip,
-            LoginFailure.failed_at > now - _lockout_window(),
-        )
-        .order_by(LoginFailure.failed_at.desc())
-        .limit(limit)
-    ).all()
-    if len(recent) < limit:
-        return None
-    return max(1, math.ceil((recent[-1] + _lockout_window() - now).total_seconds()))
-
-
-def _record_failure(identifier: str, ip: str) -> None:
-    now = utcnow()
-    db.session.execute(
-        delete(LoginFailure).where(
-            LoginFailure.identifier == identifier,
-            LoginFailure.ip == ip,
-            LoginFailure.failed_at <= now - _lockout_window(),
-        )
-    )
-    db.session.add(LoginFailure(identifier=identifier, ip=ip, failed_at=now))
-    db.session.commit()
-
-
 def login(login_name: str, password: str, user_agent: str | None, ip: str | None) -> dict:
     """Check the credentials and open a session; returns its token pair.
 
+    The attempt is counted against the login name as sent (its normal form) and the IP
+    before the password is checked (auth/limits.py): a locked-out pair is a 429 and at most
+    LOGIN_MAX_FAILURES passwords are checked per window, however many tries arrive at once.
     Unknown accounts and wrong passwords get the same 401 after the same work (a dummy hash
-    check). Failures count per login name and IP, existing account or not; a locked-out
-    pair is a 429 before any password is checked.
+    check), and the lockout never depends on whether the account exists.
     """
+    identifiers = [login_identifier(login_name)]
+    take_password_attempt(identifiers, ip)
     user = find_by_login(login_name)
-    # An account's failures count together whether it was named by email or by username.
-    identifier = f"user:{user.id}" if user else f"login:{normal_form(login_name)}"[:255]
-    ip = (ip or "unknown")[:64]
-    retry_after = _lockout_retry_after(identifier, ip)
-    if retry_after is not None:
-        raise TooManyRequests("Too many failed logins; try again later.", retry_after)
     if user is None:
         dummy_verify(password)
-        _record_failure(identifier, ip)
         raise Unauthorized(BAD_CREDENTIALS)
     if not verify_password(user.password_hash, password):
-        _record_failure(identifier, ip)
         raise Unauthorized(BAD_CREDENTIALS)
+    clear_failures(identifiers, ip)  # the right password: this was no failed login
     if not user.is_active:
+        db.session.commit()
         raise Forbidden("This account is deactivated.")
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    db.session.execute(
-        delete(LoginFailure).where(LoginFailure.identifier == identifier, LoginFailure.ip == ip)
-    )
     pair = start_session(user, user_agent, ip)
     db.session.commit()  # the session, the cleared failures and any rehash together
     return pair
@@ -118,12 +80,11 @@ def refresh(refresh_token: str) -> dict:
 
 
 def prune_login_failures(older_than: timedelta = timedelta(days=1)) -> int:
-    """Drop failed logins older than `older_than` (the lockout looks back minutes); returns the count."""
-    count = rowcount(
-        db.session.execute(delete(LoginFailure).where(LoginFailure.failed_at < utcnow() - older_than))
-    )
+    """Drop failed logins and mail counts older than `older_than` (the limits look back
+    minutes to an hour); returns the count."""
+    count = limits.prune(older_than)
     db.session.commit()
-    return int(count)
+    return count
 
 
 # --- sessions --------------------------------------------------------------------------
@@ -195,15 +156,29 @@ def verify_email(token: str) -> User:
 
 
 def resend_verification(user_id: int) -> None:
-    if not get_user(user_id).is_verified:
+    """Queue a new verification email (none when verified); past MAIL_RATE_LIMIT, a 429."""
+    user = get_user(user_id)
+    if not user.is_verified:
+        limits.require_mails(user.id, [user.email])
+        db.session.commit()
         queue_verification_email(user_id)
 
 
 def forgot_password(email: str) -> None:
-    """Queue a reset email when an active account has this email; silent either way."""
-    user = db.session.scalar(select(User).where(User.email_key == normal_form(email)))
-    if user is not None and user.is_active:
-        queue_password_reset_email(user.id)
+    """Queue the reset request; the job looks the account up (auth/jobs.py). The request does
+    the same work whether or not an account has this email, so its time tells nothing."""
+    queue_password_reset_request(normal_form(email))
+
+
+def request_password_reset(email_key: str) -> int | None:
+    """The job's side of `forgot_password`: the id of the active account with this email
+    whose reset mail fits MAIL_RATE_LIMIT (counted, committed), else None (nothing sent)."""
+    user = db.session.scalar(select(User).where(User.email_key == email_key))
+    if user is None or not user.is_active or limits.reserve_mails(user.id, [user.email]) is not None:
+        db.session.rollback()
+        return None
+    db.session.commit()
+    return user.id
 
 
 def reset_password(token: str, new_password: str) -> None:

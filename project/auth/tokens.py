@@ -2,8 +2,10 @@
 
 Only a SHA-256 of a token is stored; the token itself exists in the email alone. Issuing a
 new token of a purpose retires the user's earlier ones of that purpose, so only the latest
-link works. Consuming is one conditional UPDATE, so a token is used at most once even when
-two requests race.
+link works. A token remembers the address it was mailed to and works only while the account
+still has that address; an email change also retires every link sent before it (`retire_links`,
+in the change's commit). Consuming is one conditional UPDATE, so a token is used at most once
+even when two requests race.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import select, update
 from project.auth.models import UserToken
 from project.database import rowcount, utcnow
 from project.extensions import db
+from project.users.models import User
 
 VERIFY = "verify"
 RESET = "reset"
@@ -27,18 +30,23 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def retire_tokens(user_id: int, purpose: str) -> None:
-    """Mark the user's unused tokens of `purpose` as used (does not commit)."""
+def retire_tokens(user_id: int, *purposes: str) -> None:
+    """Mark the user's unused tokens of `purposes` as used (does not commit)."""
     db.session.execute(
         update(UserToken)
-        .where(UserToken.user_id == user_id, UserToken.purpose == purpose, UserToken.used_at.is_(None))
+        .where(UserToken.user_id == user_id, UserToken.purpose.in_(purposes), UserToken.used_at.is_(None))
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
 
 
-def issue_token(user_id: int, purpose: str, ttl: timedelta) -> str:
-    """Create a token for `user_id` (no commit) and return it in the clear."""
+def retire_links(user_id: int) -> None:
+    """Every unused emailed link of the user stops working (an email change; no commit)."""
+    retire_tokens(user_id, VERIFY, RESET)
+
+
+def issue_token(user_id: int, purpose: str, ttl: timedelta, email: str) -> str:
+    """Create a token for `user_id`, to be mailed to `email` (no commit); return it in the clear."""
     token = secrets.token_urlsafe(32)
     retire_tokens(user_id, purpose)
     now = utcnow()
@@ -47,6 +55,7 @@ def issue_token(user_id: int, purpose: str, ttl: timedelta) -> str:
             user_id=user_id,
             purpose=purpose,
             token_hash=_digest(token),
+            email=email,
             created_at=now,
             expires_at=now + ttl,
         )
@@ -55,7 +64,8 @@ def issue_token(user_id: int, purpose: str, ttl: timedelta) -> str:
 
 
 def consume_token(token: str, purpose: str) -> int | None:
-    """Spend a live token; return its user id, or None if it is unknown, expired or used.
+    """Spend a live token; return its user id, or None if it is unknown, expired, used, or
+    mailed to an address the account no longer has.
 
     Does not commit: the caller commits the token's use with what it was used for.
     """
@@ -71,6 +81,7 @@ def consume_token(token: str, purpose: str) -> int | None:
                 UserToken.purpose == purpose,
                 UserToken.used_at.is_(None),
                 UserToken.expires_at > now,
+                UserToken.email == select(User.email).where(User.id == UserToken.user_id).scalar_subquery(),
             )
             .values(used_at=now)
             .execution_options(synchronize_session=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -19,6 +20,13 @@ class AccountHooks:
     end_sessions: Callable[[int, str | None], object]
     # Retire the user's unused password-reset links (no commit).
     retire_reset_tokens: Callable[[int], object]
+    # Retire every unused emailed link of the user: its email changed (no commit).
+    retire_links: Callable[[int], object]
+    # Check the account's password as a login attempt of its email and username from this IP
+    # (user, password, ip): False when wrong, TooManyRequests when they are locked out.
+    check_password: Callable[[Any, str, str | None], bool]
+    # Count mails to these addresses caused by this account (no commit), or TooManyRequests.
+    reserve_mails: Callable[[int, list[str]], object]
     # Queue a verification email (called after the commit).
     send_verification: Callable[[int], object]
     # Tell the previous address that the account's email changed (after the commit).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from flask.views import MethodView
 
-from project.guard import Role, auth_required, current_actor
+from project.guard import Role, auth_required, client_ip, current_actor
 from project.openapi import Blueprint
 from project.pagination import page_of
 from project.users import service
@@ -36,12 +36,16 @@ class Me(MethodView):
     @auth_required()
     @blp.arguments(UpdateMeSchema)
     @blp.response(200, UserSchema)
-    @blp.errors((403, "The current password is wrong."), (409, "That email or username is already taken."))
+    @blp.errors(
+        (403, "The current password is wrong."),
+        (409, "That email or username is already taken."),
+        (429, "Too many wrong passwords for this account from this address, or too many emails."),
+    )
     def patch(self, data):
         """Update my username, email (then unverified; a new link is sent) or password
         (needs current_password; ends every other session)."""
 
-        return service.update_me(current_actor(), data)
+        return service.update_me(current_actor(), data, client_ip())
 
 
 @blp.route("")

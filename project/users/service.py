@@ -14,7 +14,7 @@ from project.errors import Conflict, Forbidden, NotFound, field_error
 from project.extensions import db
 from project.guard import Actor, Role
 from project.pagination import paginate
-from project.passwords import check_password_policy, hash_password, verify_password
+from project.passwords import check_password_policy, hash_password
 from project.users.hooks import account_hooks
 from project.users.models import User, normal_form
 
@@ -96,34 +96,42 @@ def _change_email(user: User, email: str, verified: bool | None = None) -> str |
     ensure_available(email, None, exclude_id=user.id)
     old_email, user.email = user.email, email
     user.is_verified = bool(verified)
+    # Links mailed to the old address must not prove (or reset) the new one: same commit.
+    account_hooks().retire_links(user.id)
     return old_email
 
 
-def _check_current_password(user: User, current_password: str | None, change: str) -> None:
+def _check_current_password(user: User, current_password: str | None, change: str, ip: str | None) -> None:
+    """A wrong current password counts as a failed login of the account's email and username
+    (else it would be a password oracle past the lockout); once they are locked, a 429."""
     if current_password is None:
         raise field_error("current_password", f"The current password is required to change the {change}.")
-    if not verify_password(user.password_hash, current_password):
+    if not account_hooks().check_password(user, current_password, ip):
         raise Forbidden("The current password is wrong.")
 
 
-def update_me(actor: Actor, changes: dict[str, Any]) -> User:
+def update_me(actor: Actor, changes: dict[str, Any], ip: str | None = None) -> User:
     """Profile update (username, email, password with current_password). Changing the password
     or the email needs the current password (a stolen access token alone cannot take the
-    account); a new password ends every other session in the same commit; a new email is
-    unverified until its link is opened, and the old address is told."""
+    account; wrong ones count toward the login lockout from `ip`); a new password ends every
+    other session in the same commit; a new email is unverified until its link is opened
+    (every earlier link retired in that commit), and the old address is told: two mails
+    within MAIL_RATE_LIMIT, else a 429 and no change."""
     username, email = changes.get("username"), changes.get("email")
     password, current_password = changes.get("password"), changes.get("current_password")
     user = actor.account if actor.account is not None else get_user(actor.id)
     email_changes = email is not None and normalize_email(email) != user.email
     if password is not None:
-        _check_current_password(user, current_password, "password")
+        _check_current_password(user, current_password, "password", ip)
         check_password_policy(password)
     elif email_changes:
-        _check_current_password(user, current_password, "email")
+        _check_current_password(user, current_password, "email", ip)
     if username is not None and username != user.username:
         ensure_available(None, username, exclude_id=user.id)
         user.username = username
     old_email = _change_email(user, email) if email is not None else None
+    if old_email is not None:
+        account_hooks().reserve_mails(user.id, [user.email, old_email])
     if password is not None:
         user.password_hash = hash_password(password)
         account_hooks().retire_reset_tokens(user.id)

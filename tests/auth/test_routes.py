@@ -346,8 +346,8 @@ def test_verify_bad_foreign_or_used_token_is_400(client, app, make_user):
 
     user = make_user(is_verified=False)
     with app.app_context():
-        token = issue_token(user["id"], VERIFY, timedelta(hours=1))
-        reset_token = issue_token(user["id"], "reset", timedelta(hours=1))
+        token = issue_token(user["id"], VERIFY, timedelta(hours=1), user["email"])
+        reset_token = issue_token(user["id"], "reset", timedelta(hours=1), user["email"])
         db.session.commit()
     assert client.post(f"{API}/verify", json={"token": "nope"}).status_code == 400
     # A reset token is no verification token.
@@ -363,7 +363,7 @@ def test_verify_expired_token_is_400(client, app, make_user):
 
     user = make_user(is_verified=False)
     with app.app_context():
-        token = issue_token(user["id"], VERIFY, timedelta(hours=1))
+        token = issue_token(user["id"], VERIFY, timedelta(hours=1), user["email"])
         db.session.execute(db.update(UserToken).values(expires_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
     assert client.post(f"{API}/verify", json={"token": token}).status_code == 400
