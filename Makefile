@@ -70,6 +70,8 @@ proto: install
 # (update the versions here and OPENAPI_SWAGGER_UI_URL / OPENAPI_REDOC_URL in config.py together).
 SWAGGER_UI_VERSION := 5.35.0
 REDOC_VERSION := 2.5.4
+REDOC_LOGO_URL := https://cdn.redoc.ly/redoc/logo-mini.svg
+REDOC_LOGO_LOCAL := data:image/svg+xml,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27/%3E
 docs-assets:
 	rm -rf project/static/swagger-ui-* project/static/redoc-*
 	mkdir -p project/static/swagger-ui-$(SWAGGER_UI_VERSION) project/static/redoc-$(REDOC_VERSION)
@@ -80,6 +82,9 @@ docs-assets:
 		&& cd .. && rm -rf package && tar xzf redoc-$(REDOC_VERSION).tgz \
 		&& cp package/LICENSE package/bundles/redoc.standalone.js $(CURDIR)/project/static/redoc-$(REDOC_VERSION)/ \
 		&& rm -rf $$tmp
+	# ReDoc's sidebar loads its vendor's logo from cdn.redoc.ly: an empty inline image instead.
+	sed -i 's|"$(REDOC_LOGO_URL)"|"$(REDOC_LOGO_LOCAL)"|' project/static/redoc-$(REDOC_VERSION)/redoc.standalone.js
+	! grep -q "cdn.redoc.ly" project/static/redoc-$(REDOC_VERSION)/redoc.standalone.js
 
 grpc: install
 	$(BIN)/python grpc_server.py

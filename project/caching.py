@@ -38,6 +38,7 @@ from marshmallow import Schema
 from project.errors import UpstreamError
 from project.extensions import cache, redis_client
 from project.metrics import record_cache
+from project.pagination import link_header, page_numbers
 
 log = logging.getLogger(__name__)
 
@@ -277,19 +278,32 @@ def _lookup(namespace: str, key: str, versioned: bool) -> tuple[int | None, byte
     return int(version), cast("bytes | None", entry)
 
 
-def _current(entry: bytes | None, version: int) -> tuple[str, bytes] | None:
-    """(etag, body) of an entry stamped with `version`; None for a stale or damaged one."""
+def _current(entry: bytes | None, version: int) -> tuple[str, bytes, bytes] | None:
+    """(etag, body, page numbers) of an entry stamped with `version`; None for a stale or
+    damaged one. The head is `<version> <etag>[ <page>,<per_page>,<pages>]`: a page keeps the
+    numbers its `Link` header is rebuilt from (its other parameters come from the request)."""
     if not entry:
         return None
     head, _, body = entry.partition(b"\n")
-    stamp, _, etag = head.partition(b" ")
+    stamp, _, rest = head.partition(b" ")
+    etag, _, numbers = rest.partition(b" ")
     if not etag or stamp != b"%d" % version:
         return None
-    return etag.decode(), body
+    return etag.decode(), body, numbers
+
+
+def _page_link(numbers: bytes) -> str | None:
+    try:
+        page, per_page, pages = (int(n) for n in numbers.split(b","))
+    except ValueError:
+        return None
+    return link_header(page, per_page, pages)
 
 
 def _store(namespace: str, key: str, version: int, etag: str, body: bytes, seconds: float) -> None:
-    entry = b"%d %s\n" % (version, etag.encode()) + body
+    numbers = page_numbers()
+    page = b" %d,%d,%d" % numbers if numbers else b""
+    entry = b"%d %s%s\n" % (version, etag.encode(), page) + body
     client = redis_client.client
     try:
         if client is None:
@@ -333,8 +347,11 @@ def cached_response(
             stored = _current(entry, version) if version is not None else None
             if stored is not None:
                 record_cache(namespace, "hit")
-                etag, body = stored
-                return _finish(current_app.response_class(body, mimetype="application/json"), etag, HIT)
+                etag, body, numbers = stored
+                response = current_app.response_class(body, mimetype="application/json")
+                if numbers and (link := _page_link(numbers)):
+                    response.headers["Link"] = link
+                return _finish(response, etag, HIT)
             g.cache_fresh_for = None
             response = current_app.make_response(view(*args, **kwargs))
             if response.status_code != 200:

@@ -67,7 +67,7 @@ def bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Missing bearer token.")
+        raise Unauthorized("Missing bearer token.", error="missing_token")
     return token.strip()
 
 

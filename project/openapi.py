@@ -9,6 +9,7 @@ Every feature's blueprint is a `project.openapi.Blueprint`; on top of flask-smor
 - Answers documented on every operation without being written: 422 where arguments are parsed,
   400 and 413 where a request body is read, 429 on rate-limited blueprints. Anything else (500,
   503) is the `default` response, in the error shape too.
+- `@blp.response(200, page_of(Schema))`: a page also gets its `Link` header (project.pagination).
 - `@blp.cacheable_response(Schema)`: a cached GET's 200 with `X-Cache` and `ETag`, its 304 and the
   `If-None-Match` request header.
 
@@ -137,6 +138,21 @@ class Blueprint(flask_smorest.Blueprint):
         if isinstance(schema, type):
             schema = schema()
         return super().arguments(schema, *args, **kwargs)
+
+    def response(self, status_code: Any, schema: Any = None, **kwargs: Any) -> Callable[[F], F]:
+        """flask-smorest's `response`; a page (`page_of`) also gets its `Link` header, documented."""
+        # Imported here: pagination needs the extensions, which need this module.
+        from project.pagination import LINK_HEADER, is_page_schema, with_page_links
+
+        if schema is None or not is_page_schema(schema):
+            return super().response(status_code, schema, **kwargs)
+        kwargs["headers"] = {**LINK_HEADER, **(kwargs.get("headers") or {})}
+        smorest_response = super().response(status_code, schema, **kwargs)
+
+        def decorator(func: F) -> F:
+            return smorest_response(with_page_links(func))
+
+        return decorator
 
     @staticmethod
     def errors(*answers: int | tuple[int, str]) -> Callable[[F], F]:

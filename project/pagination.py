@@ -3,12 +3,20 @@
 Query: `page` (1-based, at most 10,000,000) and `per_page` (1..100); out of range is a 422,
 never clamped.
 Body: `{"items": [...], "page", "per_page", "total", "pages"}`; an empty list has `pages: 0`.
+Header: an RFC 8288 `Link` with `first`, `prev`, `next` and `last` (each only where that page
+exists), the request's URL with its other query parameters kept. `project.openapi.Blueprint`
+adds it to every answer of a `page_of` schema; a cached page rebuilds it on a HIT from the
+numbers it stored (`page_numbers`), so the stored bytes stay the body alone.
 """
 
 from __future__ import annotations
 
 import math
+from functools import wraps
+from typing import Any
+from urllib.parse import quote, urlencode
 
+from flask import g, request
 from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy import Select, func, select
 
@@ -66,3 +74,61 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
             },
         )
     return _page_schemas[item_schema]
+
+
+def is_page_schema(schema: Any) -> bool:
+    schema_class = schema if isinstance(schema, type) else type(schema)
+    return schema_class in _page_schemas.values()
+
+
+def link_header(page: int, per_page: int, pages: int) -> str | None:
+    """RFC 8288 `Link` for page `page` of `pages`: first, prev, next and last where they exist
+    (an empty list has only `first`), on this request's URL with its other parameters kept."""
+    base = request.host_url.rstrip("/") + quote(request.script_root + request.path)
+    others = [(k, v) for k, v in request.args.items(multi=True) if k not in ("page", "per_page")]
+
+    def url(number: int) -> str:
+        return base + "?" + urlencode([*others, ("page", number), ("per_page", per_page)])
+
+    links = [(1, "first")]
+    if page > 1:
+        links.append((min(page - 1, max(pages, 1)), "prev"))
+    if page < pages:
+        links.append((page + 1, "next"))
+    if pages:
+        links.append((pages, "last"))
+    return ", ".join(f'<{url(number)}>; rel="{rel}"' for number, rel in links)
+
+
+def page_numbers() -> tuple[int, int, int] | None:
+    """(page, per_page, pages) of the page this request answered, if it answered one."""
+    return g.get("page_numbers")
+
+
+def with_page_links(view):
+    """Wrap a view that returns a page envelope: add its `Link` header (and remember the numbers
+    for a response cache)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = view(*args, **kwargs)
+        body, rest = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
+        if not isinstance(body, dict) or "pages" not in body:
+            return result
+        numbers = g.page_numbers = (body["page"], body["per_page"], body["pages"])
+        status = rest[0] if rest else 200
+        headers = dict(rest[1]) if len(rest) > 1 else {}
+        headers["Link"] = link_header(*numbers)
+        return body, status, headers
+
+    return wrapper
+
+
+LINK_HEADER = {
+    "Link": {
+        "description": "RFC 8288 links to the `first`, `prev`, `next` and `last` pages (each only "
+        "where it exists), keeping the request's other query parameters: "
+        '`<https://host/api/v1/products?page=3&per_page=20>; rel="next"`.',
+        "schema": {"type": "string"},
+    }
+}

@@ -30,12 +30,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def assert_error(response: Any, code: int) -> dict:
-    """The contract's error shape: JSON {code, status, message, errors?} with this HTTP code."""
+def assert_error(response: Any, code: int, error: str | None = None) -> dict:
+    """The contract's error shape: JSON {code, status, error, message, errors?} with this HTTP
+    code, and this `error` code when given (any of the catalogue's otherwise)."""
+    from project.errors import ERROR_CODES
+
     assert response.status_code == code, response.get_data(as_text=True)[:500]
     assert response.is_json, response.data[:200]
     body = response.get_json()
     assert body["code"] == code
+    assert body["error"] in ERROR_CODES, body
+    if error is not None:
+        assert body["error"] == error, body
     assert isinstance(body["status"], str) and body["status"]
     assert isinstance(body["message"], str) and body["message"]
     return body

@@ -38,7 +38,7 @@ def assert_error(response, code: int) -> dict:
     body = response.get_json()
     assert body["code"] == code and isinstance(body["status"], str) and body["message"], body
     # In the shape's own order (the app's JSON provider keeps create_app's sort_keys=False).
-    assert list(json.loads(response.get_data()))[:3] == ["code", "status", "message"]
+    assert list(json.loads(response.get_data()))[:4] == ["code", "status", "error", "message"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     return body
 

@@ -64,7 +64,7 @@ def test_every_operation_has_a_short_unique_operation_id(spec):
 
 def test_every_error_response_has_the_error_shape(spec):
     error = spec["components"]["schemas"]["Error"]
-    assert set(error["required"]) == {"code", "status", "message"}
+    assert set(error["required"]) == {"code", "status", "error", "message"}
     assert (
         spec["components"]["responses"]["DEFAULT_ERROR"]["content"]["application/json"]["schema"] == ERROR_REF
     )

@@ -94,7 +94,7 @@ def take_password_attempt(identifiers: Iterable[str], ip: str | None) -> None:
         locked = [wait for wait in waits if wait is not None]
         if locked:
             db.session.rollback()  # ends the transaction and its locks
-            raise TooManyRequests(LOCKED_MESSAGE, max(locked))
+            raise TooManyRequests(LOCKED_MESSAGE, max(locked), error="login_locked")
         db.session.execute(
             delete(LoginFailure).where(
                 LoginFailure.identifier.in_(keys),
@@ -179,7 +179,9 @@ def require_mails(account_id: int, addresses: list[str]) -> None:
     """`reserve_mails`, or a 429 saying when the mails would fit."""
     wait = reserve_mails(account_id, addresses)
     if wait is not None:
-        raise TooManyRequests("Too many emails for this account or address; try again later.", wait)
+        raise TooManyRequests(
+            "Too many emails for this account or address; try again later.", wait, error="mail_rate_limited"
+        )
 
 
 def prune(older_than: timedelta) -> int:

@@ -22,7 +22,7 @@ from project.auth.schemas import (
     SessionSchema,
     TokenPairSchema,
 )
-from project.errors import Unprocessable
+from project.errors import Unprocessable, oauth2_errors
 from project.extensions import limiter
 from project.guard import auth_required, bearer_token, client_ip, current_actor
 from project.inputs import FORM_TYPES
@@ -51,7 +51,10 @@ def _load(schema: Schema, data, location: str) -> dict:
     try:
         return schema.load(data)
     except ValidationError as exc:
-        raise Unprocessable("Invalid request.", errors={location: exc.messages}) from exc
+        # A grant_type given but not this endpoint's: RFC 6749 5.2's own code for it.
+        wrong_grant = isinstance(data, dict) and data.get("grant_type") and "grant_type" in exc.messages
+        error = "unsupported_grant_type" if wrong_grant else None
+        raise Unprocessable("Invalid request.", errors={location: exc.messages}, error=error) from exc
 
 
 def _token_request_body(json_schema: Schema, form_schema: Schema) -> dict:
@@ -93,6 +96,7 @@ class Register(MethodView):
 
 
 @blp.route("/login")
+@oauth2_errors
 class Login(MethodView):
     @blp.doc(
         operationId="login",
@@ -119,6 +123,7 @@ class Login(MethodView):
 
 
 @blp.route("/refresh")
+@oauth2_errors
 class Refresh(MethodView):
     @blp.doc(
         operationId="refreshToken",

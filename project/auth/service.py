@@ -75,7 +75,9 @@ def refresh(refresh_token: str) -> dict:
     pair = rotate_refresh_token(refresh_token)
     db.session.commit()  # the rotation, or the revocation of a reused token's session
     if pair is None:
-        raise Unauthorized("Refresh token has already been used; the session is revoked.")
+        raise Unauthorized(
+            "Refresh token has already been used; the session is revoked.", error="token_revoked"
+        )
     return pair
 
 
@@ -149,7 +151,7 @@ def verify_email(token: str) -> User:
     user = db.session.get(User, user_id) if user_id is not None else None
     if user is None:
         db.session.rollback()
-        raise BadRequest("The verification link is invalid, expired or already used.")
+        raise BadRequest("The verification link is invalid, expired or already used.", error="invalid_link")
     user.is_verified = True
     db.session.commit()
     return user
@@ -188,7 +190,7 @@ def reset_password(token: str, new_password: str) -> None:
     user = db.session.get(User, user_id) if user_id is not None else None
     if user is None:
         db.session.rollback()
-        raise BadRequest("The reset link is invalid, expired or already used.")
+        raise BadRequest("The reset link is invalid, expired or already used.", error="invalid_link")
     user.password_hash = hash_password(new_password)
     # Opening the emailed link proves the address is theirs.
     user.is_verified = True

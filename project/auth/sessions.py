@@ -116,13 +116,13 @@ def decode(token: str, expected_type: str) -> Claims:
             leeway,
         )
     except pyjwt.ExpiredSignatureError as exc:
-        raise Unauthorized("Token has expired.") from exc
+        raise Unauthorized("Token has expired.", error="token_expired") from exc
     except (pyjwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise Unauthorized("Invalid token.") from exc
     # Again on every call, as PyJWT does it: the token may have been remembered before it expired.
     seconds = leeway.total_seconds() if isinstance(leeway, timedelta) else leeway
     if int(claims["exp"]) <= _now() - seconds:
-        raise Unauthorized("Token has expired.")
+        raise Unauthorized("Token has expired.", error="token_expired")
     if claims.get("type") != expected_type:
         raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
     if not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
@@ -181,9 +181,9 @@ def _read_session_user(claims: Claims) -> dict[str, Any] | None:
 def _live(row: dict[str, Any] | None) -> UserRow:
     """The user's columns of a live session of an active user, else Unauthorized."""
     if row is None or row["revoked"] is not None:
-        raise Unauthorized("Token has been revoked.")
+        raise Unauthorized("Token has been revoked.", error="token_revoked")
     if not row["is_active"]:
-        raise Unauthorized("Account is deactivated.")
+        raise Unauthorized("Account is deactivated.", error="token_revoked")
     return UserRow((key, row[key]) for key in USER_COLUMNS)
 
 

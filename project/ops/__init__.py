@@ -27,3 +27,19 @@ def register_observability(app: Flask) -> None:
         )
     register_dashboard(app)
     limiter.exempt(blp)
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
+    limiter.exempt(favicon)
+
+
+def favicon():
+    """Browsers ask every page's host for one (the docs pages too): Swagger UI's icon, a day cached."""
+    from pathlib import Path
+
+    from flask import current_app, send_file
+
+    icon = (
+        Path(current_app.root_path)
+        / current_app.config["OPENAPI_SWAGGER_UI_URL"].strip("/")
+        / "favicon-32x32.png"
+    )
+    return send_file(icon, mimetype="image/png", max_age=86400)

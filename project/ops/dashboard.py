@@ -80,8 +80,11 @@ def register_dashboard(app: Flask) -> bool:
             return None
         auth = request.authorization
         if auth is None or not (_same(auth.username, username) & _same(auth.password, password)):
-            return Response(
-                "Authentication required.", 401, {"WWW-Authenticate": 'Basic realm="RQ Dashboard"'}
+            return error_response(
+                401,
+                "Authentication required.",
+                headers={"WWW-Authenticate": 'Basic realm="RQ Dashboard"'},
+                error="authentication_required",
             )
         return refuse_cross_site_changes()
 

@@ -82,6 +82,7 @@ def _enqueue_drain() -> jobs.EnqueuedJob | None:
         backoff=RESERVE_BACKOFF,
         timeout=current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"],
         result_ttl=0,
+        after_response=True,  # inline (no Redis): the 202 still says pending, as with a worker
     )
 
 

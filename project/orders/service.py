@@ -164,7 +164,10 @@ def _by_key(user_id: int, key: str) -> Order | None:
 
 def _replay(order: Order, request_hash: str | None) -> Order:
     if order.request_hash != request_hash:
-        raise Conflict("This Idempotency-Key was already used with a different request body.")
+        raise Conflict(
+            "This Idempotency-Key was already used with a different request body.",
+            error="idempotency_key_reused",
+        )
     return order
 
 

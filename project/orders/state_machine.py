@@ -271,11 +271,11 @@ def cancel(order_id: int, allowed: tuple[str, ...] = ("pending", "reserved"), re
     if order is None or order.status not in allowed:
         status = order.status if order else "gone"
         db.session.rollback()
-        raise Conflict(f"A {status} order cannot be cancelled.")
+        raise Conflict(f"A {status} order cannot be cancelled.", error="illegal_transition")
     previous = order.status
     if not _move(order_id, (previous,), "cancelled", failure_reason=reason):
         db.session.rollback()
-        raise Conflict("The order changed meanwhile and cannot be cancelled.")
+        raise Conflict("The order changed meanwhile and cannot be cancelled.", error="illegal_transition")
     if previous == "reserved":
         for item in _by_product(order.items):
             _give_back(item)
@@ -290,10 +290,12 @@ def pay(order_id: int) -> Order:
     if order is None or order.status != "reserved":
         status = order.status if order else "gone"
         db.session.rollback()
-        raise Conflict(f"A {status} order cannot be paid; only a reserved one can.")
+        raise Conflict(
+            f"A {status} order cannot be paid; only a reserved one can.", error="illegal_transition"
+        )
     if not _move(order_id, ("reserved",), "paid"):
         db.session.rollback()
-        raise Conflict("The order changed meanwhile and cannot be paid.")
+        raise Conflict("The order changed meanwhile and cannot be paid.", error="illegal_transition")
     db.session.commit()
     return db.session.get_one(Order, order_id, populate_existing=True)
 

@@ -177,7 +177,7 @@ def _commit_product(product: Product) -> dict[str, Any]:
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
-        raise Conflict("A product with this SKU already exists.") from exc
+        raise Conflict("A product with this SKU already exists.", error="sku_taken") from exc
     invalidate_cache()
     return as_dict(product)
 
@@ -191,7 +191,7 @@ def _sku_taken(sku: str, other_than: int | None = None) -> bool:
 
 def create_product(data: dict[str, Any]) -> dict[str, Any]:
     if _sku_taken(data["sku"]):
-        raise Conflict("A product with this SKU already exists.")
+        raise Conflict("A product with this SKU already exists.", error="sku_taken")
     product = Product(**data)
     db.session.add(product)
     return _commit_product(product)
@@ -201,7 +201,7 @@ def update_product(product_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """PUT passes every field (defaults filled in), PATCH only the given ones."""
     product = _get_live(product_id)
     if "sku" in changes and _sku_taken(changes["sku"], other_than=product.id):
-        raise Conflict("A product with this SKU already exists.")
+        raise Conflict("A product with this SKU already exists.", error="sku_taken")
     for name, value in changes.items():
         setattr(product, name, value)
     product.updated_at = utcnow()
@@ -237,8 +237,10 @@ def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
         db.session.rollback()
         product = _get_live(product_id)
         if product.stock + delta < 0:
-            raise Conflict(f"Not enough stock: {product.stock} in stock, delta {delta}.")
-        raise Conflict(f"Stock would exceed {MAX_STOCK}.")
+            raise Conflict(
+                f"Not enough stock: {product.stock} in stock, delta {delta}.", error="insufficient_stock"
+            )
+        raise Conflict(f"Stock would exceed {MAX_STOCK}.", error="insufficient_stock")
     db.session.commit()
     invalidate_cache()
     return as_dict(_get_live(product_id))

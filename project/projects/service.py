@@ -116,7 +116,10 @@ def add_member(actor: Actor, project_id: int, user_id: int) -> Project:
     """Idempotent for an existing member; 404 for an unknown user, 409 for the owner."""
     project = _project_for(actor, project_id, manage=True, lock=True)
     if user_id == project.owner_id:
-        raise Conflict("The owner is part of the project already and cannot be a member too.")
+        raise Conflict(
+            "The owner is part of the project already and cannot be a member too.",
+            error="membership_conflict",
+        )
     if user_id in project.member_ids:
         return project
     user = db.session.get(User, user_id)
@@ -138,7 +141,7 @@ def remove_member(actor: Actor, project_id: int, user_id: int) -> Project:
     """Removes the member and unassigns their tasks of this project, in one transaction."""
     project = _project_for(actor, project_id, manage=True, lock=True)
     if user_id == project.owner_id:
-        raise Conflict("The owner cannot be removed from the project.")
+        raise Conflict("The owner cannot be removed from the project.", error="membership_conflict")
     member = next((m for m in project.members if m.id == user_id), None)
     if member is None:
         raise NotFound("User is not a member of this project.")

@@ -56,7 +56,11 @@ def ensure_available(email: str | None, username: str | None, exclude_id: int | 
         if exclude_id is not None:
             stmt = stmt.where(User.id != exclude_id)
         if db.session.scalar(stmt.limit(1)) is not None:
-            raise Conflict(f"That {field} is already taken.", errors={"json": {field: ["Already taken."]}})
+            raise Conflict(
+                f"That {field} is already taken.",
+                errors={"json": {field: ["Already taken."]}},
+                error=f"{field}_taken",
+            )
 
 
 def commit_unique() -> None:
@@ -65,7 +69,13 @@ def commit_unique() -> None:
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
-        raise Conflict("That email or username is already taken.") from exc
+        # The constraint's name says which (users.email_key or users.username_key).
+        field = "email" if "email" in str(exc.orig) else "username"
+        raise Conflict(
+            f"That {field} is already taken.",
+            errors={"json": {field: ["Already taken."]}},
+            error=f"{field}_taken",
+        ) from exc
 
 
 def create_user(
@@ -107,7 +117,7 @@ def _check_current_password(user: User, current_password: str | None, change: st
     if current_password is None:
         raise field_error("current_password", f"The current password is required to change the {change}.")
     if not account_hooks().check_password(user, current_password, ip):
-        raise Forbidden("The current password is wrong.")
+        raise Forbidden("The current password is wrong.", error="wrong_password")
 
 
 def update_me(actor: Actor, changes: dict[str, Any], ip: str | None = None) -> User:
@@ -171,7 +181,7 @@ def _other_active_admins(user_id: int) -> int:
 
 def _guard_last_admin(user: User, action: str) -> None:
     if user.role == Role.ADMIN and user.is_active and _other_active_admins(user.id) == 0:
-        raise Conflict(f"Cannot {action} the last active admin.")
+        raise Conflict(f"Cannot {action} the last active admin.", error="last_admin")
 
 
 def admin_update_user(user_id: int, changes: dict[str, Any]) -> User:

@@ -12,7 +12,7 @@ from project import jobs as queue_jobs
 from project.orders import jobs as order_jobs
 from project.orders import service, state_machine
 from project.orders.models import Order, OrderItem
-from tests.helpers import assert_error
+from tests.helpers import assert_error, wait_for
 
 ORDERS = "/api/v1/orders"
 
@@ -81,11 +81,22 @@ def test_product_deleted_before_reservation_fails_the_order(
 
 
 @pytest.mark.app_config(REDIS_URL=None)
-def test_without_redis_the_reservation_runs_inline(place, make_product, stock_of, user_headers):
+def test_without_redis_the_202_says_pending_and_the_reservation_follows(
+    client, place, make_product, stock_of, user_headers
+):
+    """The embedded default answers as a worker setup does: pending, then reserved in this
+    process once the answer is made."""
     pid = make_product(stock=2)["id"]
     response = place(user_headers, [(pid, 2)])
     assert response.status_code == 202
-    assert response.get_json()["status"] == "reserved"
+    assert response.get_json()["status"] == "pending"
+
+    url = f"{ORDERS}/{response.get_json()['id']}"
+    wait_for(
+        lambda: client.get(url, headers=user_headers).get_json()["status"] == "reserved",
+        30,
+        "the reservation",
+    )
     assert stock_of(pid) == 0
 
 
