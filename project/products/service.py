@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from project.caching import bump, cached
 from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
-from project.pagination import capped_count, capped_total, envelope
+from project.pagination import COUNT_LIMIT, capped_count, capped_total, envelope
 from project.products.models import Product, ProductCount, folded, search_document
 from project.products.schemas import MAX_STOCK
 
@@ -67,13 +67,16 @@ def _page_ids(stmt: Select, order: list, page: int, per_page: int) -> Select:
     return stmt.with_only_columns(Product.id).order_by(*order).limit(per_page).offset((page - 1) * per_page)
 
 
-def _counted(stmt: Select, count_params: dict) -> tuple[int, str]:
+def _counted(stmt: Select, count_params: dict, count: Callable[[], int] | None = None) -> tuple[int, str]:
     """(total, total_relation) of the live products `stmt` selects: a count that stops after
-    COUNT_LIMIT + 1 matches, cached under the namespace version (so paging one query counts
-    it once; the cached figure is the capped count, so a cached answer has its relation)."""
-    counted = capped_count(stmt.with_only_columns(Product.id))
-    count = cached(NAMESPACE, "count", count_params, lambda: db.session.scalar(counted), _ttl()).value
-    return capped_total(int(count or 0))
+    COUNT_LIMIT + 1 matches (or `count()`), cached under the namespace version (so paging one
+    query counts it once; the cached figure is the capped count, so a cached answer has its
+    relation)."""
+    if count is None:
+        counted = capped_count(stmt.with_only_columns(Product.id))
+        count = lambda: db.session.scalar(counted)  # noqa: E731
+    value = cached(NAMESPACE, "count", count_params, count, _ttl()).value
+    return capped_total(int(value or 0))
 
 
 def _page(stmt: Select, order: list, page: int, per_page: int, count_params: dict | None) -> dict:
@@ -101,11 +104,25 @@ def _search_page(stmt: Select, page: int, per_page: int, term: str) -> dict:
     The count stops after COUNT_LIMIT + 1 matches, so a broad term costs the trigram index
     scan and about COUNT_LIMIT rechecked rows, not a recheck of every match; the page is an
     index scan in `created_at` order that stops after its own rows (a few hundred rows read
-    for page 1 of a broad term)."""
-    order = [Product.created_at.desc(), Product.id.desc()]
-    total, relation = _counted(stmt, {"search": term})
-    items = _rows(_ids_of_page(stmt, order, page, per_page, total, relation), order)
-    return envelope(items, page, per_page, total, relation)
+    for page 1 of a broad term). A deep page (ending past half the limit) asked before the
+    count is cached reads the first COUNT_LIMIT + 1 matches in page order once: they are
+    both the count and the page, where a separate count would read most of them again."""
+    order: list = [Product.created_at.desc(), Product.id.desc()]
+    offset = (page - 1) * per_page
+    page_ids: list[int] | None = None
+
+    def count_with_page() -> int:
+        nonlocal page_ids
+        first = db.session.scalars(stmt.with_only_columns(Product.id).order_by(*order).limit(COUNT_LIMIT + 1))
+        matches = list(first.all())
+        page_ids = matches[offset : offset + per_page]
+        return len(matches)
+
+    deep = offset + per_page > COUNT_LIMIT // 2 and offset < COUNT_LIMIT
+    total, relation = _counted(stmt, {"search": term}, count_with_page if deep else None)
+    if page_ids is None:  # the count came from the cache, or the page is not deep
+        page_ids = _ids_of_page(stmt, order, page, per_page, total, relation)
+    return envelope(_rows(page_ids, order), page, per_page, total, relation)
 
 
 def list_products(

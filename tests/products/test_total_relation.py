@@ -119,3 +119,22 @@ def test_the_page_schema_declares_total_relation(client):
     assert page["properties"]["total_relation"]["enum"] == ["eq", "gte"]
     # Lists that count exactly do not have it.
     assert "total_relation" not in schemas["OrderPage"]["properties"]
+
+
+def test_a_deep_search_page_asked_first_is_the_right_slice_with_the_capped_total(client, bulk):
+    bulk(COUNT_LIMIT + 1, "Lamps")
+    # Asked before anything counted "lamps": one read of the first 10,001 matches serves both.
+    deep = get(client, f"{API}/search", q="lamps", page=500)
+    assert counted(deep) == (10_000, "gte", 500)
+    assert [item["name"] for item in deep["items"]] == [f"Bulk {i}" for i in range(9_981, 10_001)]
+    # The count it cached serves the next pages; page 1 is the newest.
+    first = get(client, f"{API}/search", q="lamps")
+    assert counted(first) == (10_000, "gte", 500) and first["items"][0]["name"] == "Bulk 1"
+
+
+def test_a_deep_page_of_an_exact_total_asked_first(client, bulk):
+    bulk(6_000, "Lamps")
+    deep = get(client, f"{API}/search", q="lamps", per_page=100, page=60)
+    assert counted(deep) == (6_000, "eq", 60)
+    assert [item["name"] for item in deep["items"]] == [f"Bulk {i}" for i in range(5_901, 6_001)]
+    assert get(client, f"{API}/search", q="lamps", per_page=100, page=61)["items"] == []
