@@ -16,7 +16,8 @@ as two statements vs one with a window count. Then times a sync of 10,000 upstre
 from a local DummyJSON-shaped HTTP server (created, then the same again: updated).
 
 Environment: BENCH_DATABASE_URL (postgresql://postgres@127.0.0.1:5432/bench_catalogue),
-BENCH_REDIS_URL (redis://127.0.0.1:6379/2), BENCH_SIZES (10000,1000000), BENCH_REPEAT (100).
+BENCH_REDIS_URL (redis://127.0.0.1:6379/2), BENCH_SIZES (10000,1000000), BENCH_REPEAT (100),
+BENCH_REUSE (1: keep an already filled size).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "10000,1000000").split(",")]
 REPEAT = int(os.environ.get("BENCH_REPEAT", "100"))
+# BENCH_REUSE=1 keeps a size's schema when it is already filled and migrated (the 1M fill
+# takes minutes; the figures do not depend on a fresh fill).
+REUSE = os.environ.get("BENCH_REUSE", "") == "1"
 SYNC_PRODUCTS = 10_000
 RESULTS = ROOT / "bench" / "results" / "catalogue.json"
 PLANS = str(ROOT / "bench" / "results" / "catalogue_plans_{size}.txt")
@@ -91,6 +95,10 @@ def ensure_database() -> None:
     # search_path, so a table left there would shadow the sizes' own).
     engine = create_engine(database_url(DATABASE_URL))
     with engine.begin() as conn:
+        # Dropping pg_trgm drops the sizes' trigram indexes with it: a reuse keeps it.
+        if REUSE and conn.scalar(text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")):
+            engine.dispose()
+            return
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
         conn.execute(text("CREATE EXTENSION pg_trgm SCHEMA public"))
@@ -109,8 +117,31 @@ def make_app(size: int):
     return create_app(app_env="testing", overrides=overrides)
 
 
+def filled(app, size: int) -> bool:
+    """The size's schema is there, migrated to head, with exactly `size` live products (a
+    run's sync adds products to the smallest size, so that one is refilled next time)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with app.app_context(), db.engine.connect() as conn:
+        try:
+            version = conn.scalar(text("SELECT version_num FROM alembic_version"))
+            live = conn.scalar(text("SELECT live FROM product_counts"))
+            rows = conn.scalar(text("SELECT count(*) FROM products"))
+        except Exception:
+            return False
+        finally:
+            db.engine.dispose()
+    return version == head and live == rows == size
+
+
 def fill(app, size: int) -> dict:
     started = time.perf_counter()
+    if REUSE and filled(app, size):
+        return {"reused": True}
     with app.app_context():
         with db.engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema(size)} CASCADE"))

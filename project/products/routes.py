@@ -37,7 +37,7 @@ class Products(MethodView):
     @blp.doc(operationId="listProducts")
     @cached("list", ProductListArgs)
     @blp.arguments(ProductListArgs, location="query")
-    @blp.cacheable_response(page_of(ProductSchema))
+    @blp.cacheable_response(page_of(ProductSchema, capped=True))
     def get(self, args):
         """List products: filters, sort and pagination (cached)."""
         return service.list_products(**args)
@@ -57,7 +57,7 @@ class ProductSearch(MethodView):
     @blp.doc(operationId="searchProducts")
     @cached("search", ProductSearchArgs)
     @blp.arguments(ProductSearchArgs, location="query")
-    @blp.cacheable_response(page_of(ProductSchema))
+    @blp.cacheable_response(page_of(ProductSchema, capped=True))
     def get(self, args):
         """Search products by name, description and category (cached)."""
         return service.search_products(**args)

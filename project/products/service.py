@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, select, true, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 
 from project.caching import bump, cached
 from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
-from project.pagination import envelope
+from project.pagination import COUNT_LIMIT, capped_count, capped_total, envelope
 from project.products.models import Product, ProductCount, folded, search_document
 from project.products.schemas import MAX_STOCK
 
@@ -67,54 +67,62 @@ def _page_ids(stmt: Select, order: list, page: int, per_page: int) -> Select:
     return stmt.with_only_columns(Product.id).order_by(*order).limit(per_page).offset((page - 1) * per_page)
 
 
+def _counted(stmt: Select, count_params: dict, count: Callable[[], int] | None = None) -> tuple[int, str]:
+    """(total, total_relation) of the live products `stmt` selects: a count that stops after
+    COUNT_LIMIT + 1 matches (or `count()`), cached under the namespace version (so paging one
+    query counts it once; the cached figure is the capped count, so a cached answer has its
+    relation)."""
+    if count is None:
+        counted = capped_count(stmt.with_only_columns(Product.id))
+        count = lambda: db.session.scalar(counted)  # noqa: E731
+    value = cached(NAMESPACE, "count", count_params, count, _ttl()).value
+    return capped_total(int(value or 0))
+
+
 def _page(stmt: Select, order: list, page: int, per_page: int, count_params: dict | None) -> dict:
-    """One page of the live products `stmt` selects, in `order`, with its exact total: the
-    trigger-kept live count for the unfiltered list, else a COUNT cached under the same
-    namespace version (so paging one query counts it once)."""
-    items = _rows(db.session.scalars(_page_ids(stmt, order, page, per_page)).all(), order)
+    """One page of the live products `stmt` selects, in `order`, with its total: the
+    trigger-kept live count for the unfiltered list, else a capped count (`_counted`)."""
     if count_params is None:
-        total = db.session.scalar(select(ProductCount.live).where(ProductCount.id == 1)) or 0
+        live = db.session.scalar(select(ProductCount.live).where(ProductCount.id == 1)) or 0
+        total, relation = capped_total(int(live))
     else:
-        counted = stmt.with_only_columns(func.count(), maintain_column_froms=True)
-        total = cached(NAMESPACE, "count", count_params, lambda: db.session.scalar(counted), _ttl()).value
-    return envelope(items, page, per_page, int(total or 0))
+        total, relation = _counted(stmt, count_params)
+    items = _rows(_ids_of_page(stmt, order, page, per_page, total, relation), order)
+    return envelope(items, page, per_page, total, relation)
+
+
+def _ids_of_page(stmt: Select, order: list, page: int, per_page: int, total: int, relation: str) -> list[int]:
+    """The page's ids; none without a query when the exact total ends before the page."""
+    if relation == "eq" and (page - 1) * per_page >= total:
+        return []
+    return list(db.session.scalars(_page_ids(stmt, order, page, per_page)).all())
 
 
 def _search_page(stmt: Select, page: int, per_page: int, term: str) -> dict:
-    """One page of search matches, newest first, with the exact total.
+    """One page of search matches, newest first, with a total counted up to COUNT_LIMIT.
 
-    A search's total needs every match read (the trigram index only narrows candidates,
-    each is rechecked on its row), so when the total is not cached yet, that one pass over
-    the matches also yields the page: count and page in one statement. With the total
-    cached, the page alone: for page 1 of a broad term, an index scan in `created_at`
-    order that stops after a few hundred rows."""
-    order = [Product.created_at.desc(), Product.id.desc()]
+    The count stops after COUNT_LIMIT + 1 matches, so a broad term costs the trigram index
+    scan and about COUNT_LIMIT rechecked rows, not a recheck of every match; the page is an
+    index scan in `created_at` order that stops after its own rows (a few hundred rows read
+    for page 1 of a broad term). A deep page (ending past half the limit) asked before the
+    count is cached reads the first COUNT_LIMIT + 1 matches in page order once: they are
+    both the count and the page, where a separate count would read most of them again."""
+    order: list = [Product.created_at.desc(), Product.id.desc()]
     offset = (page - 1) * per_page
     page_ids: list[int] | None = None
 
     def count_with_page() -> int:
         nonlocal page_ids
-        matches = stmt.with_only_columns(Product.id, Product.created_at).cte("matches")
-        total = select(func.count().label("total")).select_from(matches).subquery()
-        in_page = (
-            select(matches.c.id, matches.c.created_at)
-            .order_by(matches.c.created_at.desc(), matches.c.id.desc())
-            .limit(per_page)
-            .offset(offset)
-            .subquery()
-        )
-        rows = db.session.execute(
-            select(total.c.total, in_page.c.id)
-            .select_from(total.outerjoin(in_page, true()))
-            .order_by(in_page.c.created_at.desc(), in_page.c.id.desc())
-        ).all()
-        page_ids = [row.id for row in rows if row.id is not None]
-        return rows[0].total
+        first = db.session.scalars(stmt.with_only_columns(Product.id).order_by(*order).limit(COUNT_LIMIT + 1))
+        matches = list(first.all())
+        page_ids = matches[offset : offset + per_page]
+        return len(matches)
 
-    total = cached(NAMESPACE, "count", {"search": term}, count_with_page, _ttl()).value
-    if page_ids is None:  # the total came from the cache
-        page_ids = list(db.session.scalars(_page_ids(stmt, order, page, per_page)).all())
-    return envelope(_rows(page_ids, order), page, per_page, int(total or 0))
+    deep = offset + per_page > COUNT_LIMIT // 2 and offset < COUNT_LIMIT
+    total, relation = _counted(stmt, {"search": term}, count_with_page if deep else None)
+    if page_ids is None:  # the count came from the cache, or the page is not deep
+        page_ids = _ids_of_page(stmt, order, page, per_page, total, relation)
+    return envelope(_rows(page_ids, order), page, per_page, total, relation)
 
 
 def list_products(

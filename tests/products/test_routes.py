@@ -229,7 +229,14 @@ def test_pagination_and_a_page_past_the_end(client, catalogue):
 
 
 def test_an_empty_list_has_zero_pages(client):
-    assert client.get(API).get_json() == {"items": [], "page": 1, "per_page": 20, "total": 0, "pages": 0}
+    assert client.get(API).get_json() == {
+        "items": [],
+        "page": 1,
+        "per_page": 20,
+        "total": 0,
+        "pages": 0,
+        "total_relation": "eq",
+    }
 
 
 def test_the_path_with_a_trailing_slash_answers_the_same(client, catalogue):
