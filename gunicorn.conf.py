@@ -4,24 +4,31 @@ GUNICORN_BIND (or PORT), GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_TIMEOUT,
 GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS, GUNICORN_REUSE_PORT,
 FORWARDED_ALLOW_IPS, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR.
 
+In production gunicorn sits behind the buffering proxy (deploy/nginx) and binds a private
+address; it refuses to start half configured (config.check_environment), logs one start line
+(`when_ready`), and answers its own errors in the contract's JSON error shape.
+
 Metrics: every worker is its own process, so prometheus_client writes its figures to files
 in PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory when unset) and /metrics adds them
 up. The directory is emptied at start (stale files would count twice) and a worker that
 exits is marked dead (its live gauges drop out).
 """
 
+import json
 import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
+from http import HTTPStatus
 
+from gunicorn import util as gunicorn_util
 from gunicorn.glogging import Logger
 
 # gunicorn reads this file before it changes to --chdir: the project's modules from beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from config import check_environment, refusing_bad_config  # noqa: E402
+from config import check_environment, refusing_bad_config, settings, start_line  # noqa: E402
 
 # Production half configured: one line naming the variable and exit 4, before gunicorn binds
 # or forks anything (workers would otherwise each fail to load the app).
@@ -58,14 +65,11 @@ keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # a leak; the jitter (10%) keeps the workers from restarting together.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = max_requests // 10
-# A listening socket per worker (SO_REUSEPORT), so that the kernel spreads new connections over
-# the workers. With one shared socket, gthread workers race to accept, and a keep-alive
-# connection stays where it landed. In 2 of 8 runs all 32 of wrk's connections landed on one of
-# the two workers, and the server ran at a third of its rate (1,500 vs 4,500 req/s); with a
-# socket per worker the split stayed between 10/22 and 16/16. GUNICORN_REUSE_PORT=false gives
-# one shared socket again; with it on, a second server started on the same port by the same
-# user shares it instead of failing to bind.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").strip().lower() not in {"0", "false", "no", "off"}
+# One listening socket, bound by the master: a second server started on a bound port then fails
+# to bind, loudly. (GUNICORN_REUSE_PORT=true gives a socket per worker, SO_REUSEPORT, which lets
+# the kernel spread connections over the workers; but then any process of the same user can
+# bind the port too, and silently take a share of the connections.)
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").strip().lower() in {"1", "true", "yes", "on"}
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The app writes one access line per request, with its request id (project/ops/logs.py);
 # gunicorn writes none (see AppLogger below).
@@ -84,6 +88,14 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-multiproc-")
 MULTIPROC_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def when_ready(server):
+    """The start line (config.start_line), once the master has bound its socket."""
+    listen = ",".join(str(listener) for listener in server.LISTENERS) or ",".join(server.cfg.bind)
+    cfg = server.cfg
+    concurrency = f"workers={cfg.workers} threads={cfg.threads} worker_class={cfg.worker_class_str}"
+    server.log.info("%s", start_line("web", listen, concurrency, settings()))
 
 
 def on_starting(server):
@@ -140,3 +152,33 @@ class AppLogger(Logger):
 
 
 logger_class = AppLogger
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own answers (a malformed or oversized request line or header, refused before
+    the app sees the request) in the contract's error shape instead of gunicorn's HTML page."""
+    error = GUNICORN_ERRORS.get(status_int, "bad_request")
+    status = HTTPStatus(status_int).phrase  # the app's status texts
+    body = json.dumps(
+        {"code": status_int, "status": status, "error": error, "message": mesg or "Internal server error."}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# The codes of the kinds gunicorn refuses (the same as the app's and the proxy's).
+GUNICORN_ERRORS = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
+# gunicorn's workers write these through `gunicorn.util.write_error` (workers/base.py,
+# handle_error) and offer no hook for it: replaced here, before the master forks the workers.
+gunicorn_util.write_error = write_json_error

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +34,35 @@ PRODUCTION_ENV = {
     "LOG_FORMAT": "plain",
     "LOG_LEVEL": "WARNING",
 }
+
+
+# The official nginx image's /etc/nginx/nginx.conf, in short: the project's template goes in
+# its `http` block (tests/topology/harness.py's `Topology.proxy`), as the image includes it.
+NGINX_MAIN = """
+user root;
+worker_processes auto;
+pid {dir}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+{body}
+}}
+"""
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "templates" / "api.conf.template"
+
+
+def envsubst(text: str, variables: dict[str, str]) -> str:
+    """What the nginx image does to a template: `${NAME}` and `$NAME` replaced for the names
+    given, every other `$...` (nginx's own variables) left alone."""
+    pattern = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+    return pattern.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
 
 
 def ensure_installed(binary: str, package: str) -> str:
@@ -285,3 +315,22 @@ class Topology:
         path.write_text(config)
         argv = [binary, "-p", str(directory), "-c", str(path), "-e", str(directory / "logs" / "error.log")]
         return self.start(name, [*argv, "-g", "daemon off;"], port=port)
+
+    def proxy(
+        self, upstream_port: int, *, port: int | None = None, name: str = "nginx", **knobs: str
+    ) -> Service:
+        """nginx with the shipped template (deploy/nginx), in front of `upstream_port`; `knobs`
+        override the template's variables (NGINX_CLIENT_TIMEOUT="5s", ...)."""
+        port = port or free_port()
+        directory = self.workdir / name
+        variables = {
+            "NGINX_PORT": f"127.0.0.1:{port}",
+            "API_UPSTREAM": f"127.0.0.1:{upstream_port}",
+            "MAX_CONTENT_LENGTH": "1048576",
+            "NGINX_CLIENT_TIMEOUT": "10s",
+            "NGINX_UPSTREAM_TIMEOUT": "35s",
+            "NGINX_STATIC_ROOT": str(ROOT / "project" / "static"),
+            **knobs,
+        }
+        body = envsubst(NGINX_TEMPLATE.read_text(), variables)
+        return self.nginx(NGINX_MAIN.format(dir=directory, body=body), port=port, name=name)
