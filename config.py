@@ -279,6 +279,8 @@ def public_url(url: str | None) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return scheme  # sqlite:///path has no credentials; anything else unknown stays short
+    if scheme.startswith("postgresql+"):
+        scheme = "postgresql"  # the driver the app adds (database_url) is no news to an operator
     # Credentials end at the last "@" (a password may hold "/" or "?"; a host or path never "@").
     rest = rest.rpartition("@")[2].split("?", 1)[0].split("#", 1)[0]
     return f"{scheme}://{rest}"
