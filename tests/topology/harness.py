@@ -8,9 +8,9 @@ happened. Nothing here touches the machine's shared PostgreSQL (5432) or Redis (
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
-import re
 import shutil
 import signal
 import socket
@@ -36,33 +36,13 @@ PRODUCTION_ENV = {
 }
 
 
-# The official nginx image's /etc/nginx/nginx.conf, in short: the project's template goes in
-# its `http` block (tests/topology/harness.py's `Topology.proxy`), as the image includes it.
-NGINX_MAIN = """
-user root;
-worker_processes auto;
-pid {dir}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    sendfile on;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-{body}
-}}
-"""
-NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "templates" / "api.conf.template"
-
-
-def envsubst(text: str, variables: dict[str, str]) -> str:
-    """What the nginx image does to a template: `${NAME}` and `$NAME` replaced for the names
-    given, every other `$...` (nginx's own variables) left alone."""
-    pattern = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-    return pattern.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
+def load_nginx_render():
+    """deploy/nginx/render.py (a script beside the template, not a package): the one place that
+    fills in the proxy template."""
+    spec = importlib.util.spec_from_file_location("nginx_render", ROOT / "deploy" / "nginx" / "render.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def ensure_installed(binary: str, package: str) -> str:
@@ -332,5 +312,4 @@ class Topology:
             "NGINX_STATIC_ROOT": str(ROOT / "project" / "static"),
             **knobs,
         }
-        body = envsubst(NGINX_TEMPLATE.read_text(), variables)
-        return self.nginx(NGINX_MAIN.format(dir=directory, body=body), port=port, name=name)
+        return self.nginx(load_nginx_render().render(variables, directory), port=port, name=name)
