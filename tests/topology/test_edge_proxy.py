@@ -300,3 +300,60 @@ def test_gunicorn_stopped_is_a_json_502_from_the_proxy(stack):
     stack.gunicorn.stop()
     answer = assert_error_shape(*stack.request("GET", "/health"), 502)
     assert answer["error"] == "bad_gateway"
+
+
+class ResetThenAnswer:
+    """An upstream that resets every other connection (a worker restarting mid-deploy) and
+    answers the rest with a small JSON 200; counts the requests it was handed."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(65536)
+                    if self.accepted % 2 == 1:  # RST instead of an answer
+                        conn.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                        )
+                        continue
+                    body = b'{"status": "ok"}'
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                    )
+                except OSError:
+                    pass
+
+
+def test_the_proxy_retries_an_idempotent_request_on_a_reset_connection_but_never_a_post(topology):
+    upstream = ResetThenAnswer()
+    try:
+        proxy = topology.proxy(upstream.port)
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read()) == {"status": "ok"}
+        assert upstream.accepted == 2  # reset once, retried once
+        connection.close()
+
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        connection.request("POST", "/api/v1/orders", body=b"{}", headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 502 and json.loads(response.read())["error"] == "bad_gateway"
+        assert upstream.accepted == 3  # a POST is never sent twice
+        connection.close()
+    finally:
+        upstream.listener.close()
