@@ -42,23 +42,23 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Chosen by measurement (bench/http.py, bench/gunicorn_settings.py; 2 cores, wrk -t2 -c32, each
-# setting back to back with plain `-w 2 -k sync`). gthread because gunicorn faces clients
-# directly here (no buffering proxy in front): a sync worker is held by a slow client or by a
-# slow upstream call (the posts proxy) for the whole of it, and closes every connection. Its
-# price is CPU: per request of one worker (Dec 2026, after #9's hot-path work) sync 371 us on
-# a cached list / 507 us on /users/me, gthread 466-514 / 591-657 (poller and thread hand-offs).
-# 2 threads, not 4: on a quiet machine (load < 1 before the run) 2x2 ran 1.11/1.13x and
-# 1.14/1.05x plain sync (list HIT / /users/me, two rounds) where 2x4 ran 1.09/1.06x and
-# 1.12/0.97x, and bench/http.py's shipped-vs-plain rows went from 1.08/0.89x (2x4) to
-# 1.04/1.04x (2x2): more threads per core only queue on the GIL once the requests are this
-# cheap. One process per core: 3x1 ran 0.87-1.05x, and on a loaded machine (load 5-9) all
-# gthread settings beat sync (0.95-1.5x), the spread too wide to rank them there.
+# Chosen by measurement behind the proxy, as production runs it (#23: `BENCH_BEHIND_PROXY=1
+# make bench-gunicorn`, each setting and the reference `-w 2 -k sync` behind its own nginx with
+# deploy/nginx's config; 2 shared cores, load 7-11 during the run, wrk -t2 -c32, 8 s pairs, AB/BA,
+# medians of 3 rounds, ratio to the reference by req/s, list HIT / /users/me): this file 1.92x /
+# 3.07x, gthread 2x2 1.54x / 2.24x, gthread 2x1 1.91x / 2.26x, sync 3 0.86x / 0.81x.
+# With the proxy buffering, a sync worker is safe from slow clients, but it closes every
+# connection, so nginx connects anew for each request; a gthread worker keeps nginx's upstream
+# connections alive (the template's `keepalive`) and is also not held by a slow upstream call
+# (the posts proxy). 2 threads per worker: 2x4 gained nothing in the earlier direct study (more
+# threads per core only queue on the GIL once requests are this cheap); one process per core.
 workers = _int("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 8))
 threads = _int("GUNICORN_THREADS", 2)
 worker_class = "gthread"
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Above the proxy's upstream keepalive_timeout (4 s): nginx closes an idle connection first,
+# never sending a request on one gunicorn is closing.
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # No recycling by default: at 2,000 requests a worker was restarted every few seconds under load
 # (each restart re-imports the app: 1.5 s of CPU here). Set GUNICORN_MAX_REQUESTS to bound
@@ -157,7 +157,9 @@ logger_class = AppLogger
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's own answers (a malformed or oversized request line or header, refused before
     the app sees the request) in the contract's error shape instead of gunicorn's HTML page."""
-    error = GUNICORN_ERRORS.get(status_int, "bad_request")
+    error = GUNICORN_ERRORS.get(status_int) or (
+        "internal_error" if status_int >= 500 else "malformed_request"
+    )
     status = HTTPStatus(status_int).phrase  # the app's status texts
     body = json.dumps(
         {"code": status_int, "status": status, "error": error, "message": mesg or "Internal server error."}
@@ -169,16 +171,8 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-# The codes of the kinds gunicorn refuses (the same as the app's and the proxy's).
-GUNICORN_ERRORS = {
-    400: "bad_request",
-    403: "forbidden",
-    414: "uri_too_long",
-    417: "expectation_failed",
-    431: "headers_too_large",
-    500: "internal_error",
-    501: "not_implemented",
-}
+# The `error` codes of what gunicorn refuses: the app's (project/errors.py) and the proxy's.
+GUNICORN_ERRORS = {403: "forbidden", 414: "uri_too_long", 431: "headers_too_large"}
 # gunicorn's workers write these through `gunicorn.util.write_error` (workers/base.py,
 # handle_error) and offer no hook for it: replaced here, before the master forks the workers.
 gunicorn_util.write_error = write_json_error
