@@ -157,6 +157,8 @@ class Config:
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
     LOG_FORMAT = env_str("LOG_FORMAT", "plain")
     GRPC_PORT = env_int("GRPC_PORT", 50051)
+    # The address the gRPC server binds ("[::]": every interface, IPv4 and IPv6).
+    GRPC_HOST = env_str("GRPC_HOST", "[::]")
     # Processes serving GRPC_PORT (grpc_server.py), and the token/health-check threads of each (each
     # thread keeps a PostgreSQL connection for the check). 2, measured (h2load -c16 -m1, 2 processes,
     # 8 s runs in turns, medians of 3): 2 threads 2,364 calls/s, 3: 2,304, 4: 2,071, 8: 1,870.
@@ -260,12 +262,45 @@ def check_production_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key} must be at least {MIN_SECRET_BYTES} bytes long when APP_ENV=production")
 
 
+def settings(config: type[Config] | None = None) -> dict[str, Any]:
+    """The settings of a config class (default: `APP_ENV`'s), as `app.config` would hold them
+    before `create_app`'s overrides: for code that runs before any app exists."""
+    config = config or get_config()
+    return {name: getattr(config, name) for name in dir(config) if name.isupper()}
+
+
 def check_environment() -> None:
     """The production rules on the environment alone, before any app exists (gunicorn's master
     runs this from gunicorn.conf.py, so a refused server binds nothing and forks nothing)."""
-    config = get_config()
-    if config.APP_ENV == "production":
-        check_production_config({name: getattr(config, name) for name in dir(config) if name.isupper()})
+    if get_config().APP_ENV == "production":
+        check_production_config(settings())
+
+
+def public_url(url: str | None) -> str:
+    """A database or Redis URL as a log line may show it: scheme, hosts, ports and database,
+    without user, password or query (libpq takes `?password=` too). Multi-host and Sentinel
+    forms keep their host lists."""
+    if not url:
+        return "none"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return scheme  # sqlite:///path has no credentials; anything else unknown stays short
+    if scheme.startswith("postgresql+"):
+        scheme = "postgresql"  # the driver the app adds (database_url) is no news to an operator
+    # Credentials end at the last "@" (a password may hold "/" or "?"; a host or path never "@").
+    rest = rest.rpartition("@")[2].split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{rest}"
+
+
+def start_line(role: str, listen: str, concurrency: str, config: Mapping[str, Any]) -> str:
+    """The one line each process logs at start: who it is, where it listens, how many workers
+    or threads, and what it talks to (never a password)."""
+    database = public_url(config.get("SQLALCHEMY_DATABASE_URI"))
+    redis = public_url(config.get("REDIS_URL"))
+    environment = config["APP_ENV"]
+    return (
+        f"{role} starting: listen={listen} {concurrency} env={environment} database={database} redis={redis}"
+    )
 
 
 @contextmanager

@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -39,7 +40,7 @@ from flask import Flask
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from config import check_environment, get_config, refusing_bad_config
+from config import ConfigError, check_environment, get_config, refusing_bad_config, start_line
 from project import create_app
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
 from project.rpc.service import AuthService
@@ -81,20 +82,28 @@ class GrpcServer:
 
 
 def serve(
-    port: int, app: Flask | None = None, host: str = "[::]", max_workers: int | None = None
+    port: int,
+    app: Flask | None = None,
+    host: str | None = None,
+    max_workers: int | None = None,
+    reuse_port: bool = False,
 ) -> GrpcServer:
-    """Start the server on `port` (0: any free port) and return it; does not block.
-    `max_workers`: the threads of the checked calls (default GRPC_MAX_WORKERS)."""
+    """Start the server on `port` (0: any free port) of `host` (default GRPC_HOST) and return
+    it; does not block. `max_workers`: the threads of the checked calls (default
+    GRPC_MAX_WORKERS). `reuse_port`: only for the supervised processes sharing one port."""
     from project.ops.interceptors import ObservabilityInterceptor
 
     app = app or create_app()
+    host = host or app.config["GRPC_HOST"]
     workers = max_workers or app.config["GRPC_MAX_WORKERS"]
     checks = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc-check")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=OTHER_CALL_THREADS, thread_name_prefix="grpc"),
         interceptors=[ObservabilityInterceptor(thread_pools=dict.fromkeys(CHECKED_CALLS, checks))],
-        # Several processes serve one port (GRPC_WORKERS); said here, not left to gRPC's default.
-        options=[("grpc.so_reuseport", 1)],
+        # gRPC's default is SO_REUSEPORT on, with which a second server on a bound port starts
+        # without an error and takes a share of the connections. Only the processes of one
+        # supervisor share the port (it checked the port was free first: Supervisor.run).
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthService(app), server)
 
@@ -104,16 +113,21 @@ def serve(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio raises where older versions returned 0
+        bound = 0
     if bound == 0:
-        raise RuntimeError(f"could not bind the gRPC server to {host}:{port}")
+        checks.shutdown(wait=False)
+        raise ConfigError(f"GRPC_PORT {port}: cannot listen on {host}:{port} (another server holds it?)")
     server.start()
     return GrpcServer(server, bound, health_servicer, checks)
 
 
 def run_until_signalled(app: Flask, metrics: bool = True, parent: int | None = None) -> int:
     """Serve on GRPC_PORT until SIGTERM/SIGINT, then drain for GRACE_SECONDS; returns 0.
-    `parent`: a supervised child also stops when that process is gone (killed outright)."""
+    `parent`: a supervised child (sharing the port with its siblings) also stops when that
+    process is gone (killed outright)."""
     stopping = threading.Event()
 
     def on_signal(signum, _frame):
@@ -122,8 +136,12 @@ def run_until_signalled(app: Flask, metrics: bool = True, parent: int | None = N
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    running = serve(int(app.config["GRPC_PORT"]), app)
-    log.info("gRPC server listening on port %s", running.port)
+    running = serve(int(app.config["GRPC_PORT"]), app, reuse_port=parent is not None)
+    if parent is None:
+        threads = f"processes=1 threads={app.config['GRPC_MAX_WORKERS']}"
+        log.info("%s", start_line("grpc", f"{app.config['GRPC_HOST']}:{running.port}", threads, app.config))
+    else:
+        log.debug("gRPC worker listening on port %s", running.port)
     if metrics:
         from project.metrics import serve_process_metrics
 
@@ -153,6 +171,8 @@ class Supervisor:
 
         from project.metrics import serve_process_metrics
 
+        config = self.app.config
+        ensure_port_free(config["GRPC_HOST"], int(config["GRPC_PORT"]))
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         for _ in range(self.count):
@@ -160,7 +180,9 @@ class Supervisor:
         self.metrics_server = serve_process_metrics(
             self.app.config["METRICS_PORT"], self.app.config["METRICS_HOST"], pids=self.server_pids
         )
-        log.info("gRPC server: %s processes on port %s", self.count, self.app.config["GRPC_PORT"])
+        listen = f"{config['GRPC_HOST']}:{config['GRPC_PORT']}"
+        threads = f"processes={self.count} threads={config['GRPC_MAX_WORKERS']}"
+        log.info("%s", start_line("grpc", listen, threads, config))
         while self.stop_signal is None:
             for pid, code in self.reap():
                 multiprocess.mark_process_dead(pid)
@@ -239,6 +261,20 @@ class Supervisor:
         return 1 if failed else 0
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Before the supervised processes bind `port` together (SO_REUSEPORT, which would let them
+    join a server already there): refuse, in one line, when something else listens on it."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"GRPC_PORT {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
+
+
 def prepare_metrics_dir() -> str | None:
     """PROMETHEUS_MULTIPROC_DIR for the children, emptied (stale files would count twice);
     a fresh temporary one when unset. Returns the directory to remove at exit, if any."""
@@ -262,12 +298,11 @@ def main() -> int:
         if count <= 1:
             return run_until_signalled(create_app())
         made = prepare_metrics_dir()
-        app = create_app()
-    try:
-        return Supervisor(app, count).run()
-    finally:
-        if made:
-            shutil.rmtree(made, ignore_errors=True)
+        try:
+            return Supervisor(create_app(), count).run()
+        finally:
+            if made:
+                shutil.rmtree(made, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -4,24 +4,31 @@ GUNICORN_BIND (or PORT), GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_TIMEOUT,
 GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS, GUNICORN_REUSE_PORT,
 FORWARDED_ALLOW_IPS, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR.
 
+In production gunicorn sits behind the buffering proxy (deploy/nginx) and binds a private
+address; it refuses to start half configured (config.check_environment), logs one start line
+(`when_ready`), and answers its own errors in the contract's JSON error shape.
+
 Metrics: every worker is its own process, so prometheus_client writes its figures to files
 in PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory when unset) and /metrics adds them
 up. The directory is emptied at start (stale files would count twice) and a worker that
 exits is marked dead (its live gauges drop out).
 """
 
+import json
 import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
+from http import HTTPStatus
 
+from gunicorn import util as gunicorn_util
 from gunicorn.glogging import Logger
 
 # gunicorn reads this file before it changes to --chdir: the project's modules from beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from config import check_environment, refusing_bad_config  # noqa: E402
+from config import check_environment, refusing_bad_config, settings, start_line  # noqa: E402
 
 # Production half configured: one line naming the variable and exit 4, before gunicorn binds
 # or forks anything (workers would otherwise each fail to load the app).
@@ -35,37 +42,34 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Chosen by measurement (bench/http.py, bench/gunicorn_settings.py; 2 cores, wrk -t2 -c32, each
-# setting back to back with plain `-w 2 -k sync`). gthread because gunicorn faces clients
-# directly here (no buffering proxy in front): a sync worker is held by a slow client or by a
-# slow upstream call (the posts proxy) for the whole of it, and closes every connection. Its
-# price is CPU: per request of one worker (Dec 2026, after #9's hot-path work) sync 371 us on
-# a cached list / 507 us on /users/me, gthread 466-514 / 591-657 (poller and thread hand-offs).
-# 2 threads, not 4: on a quiet machine (load < 1 before the run) 2x2 ran 1.11/1.13x and
-# 1.14/1.05x plain sync (list HIT / /users/me, two rounds) where 2x4 ran 1.09/1.06x and
-# 1.12/0.97x, and bench/http.py's shipped-vs-plain rows went from 1.08/0.89x (2x4) to
-# 1.04/1.04x (2x2): more threads per core only queue on the GIL once the requests are this
-# cheap. One process per core: 3x1 ran 0.87-1.05x, and on a loaded machine (load 5-9) all
-# gthread settings beat sync (0.95-1.5x), the spread too wide to rank them there.
+# Chosen by measurement behind the proxy, as production runs it (#23: `BENCH_BEHIND_PROXY=1
+# make bench-gunicorn`, each setting and the reference `-w 2 -k sync` behind its own nginx with
+# deploy/nginx's config; 2 shared cores, load 7-11 during the run, wrk -t2 -c32, 8 s pairs, AB/BA,
+# medians of 3 rounds, ratio to the reference by req/s, list HIT / /users/me): this file 1.92x /
+# 3.07x, gthread 2x2 1.54x / 2.24x, gthread 2x1 1.91x / 2.26x, sync 3 0.86x / 0.81x.
+# With the proxy buffering, a sync worker is safe from slow clients, but it closes every
+# connection, so nginx connects anew for each request; a gthread worker keeps nginx's upstream
+# connections alive (the template's `keepalive`) and is also not held by a slow upstream call
+# (the posts proxy). 2 threads per worker: 2x4 gained nothing in the earlier direct study (more
+# threads per core only queue on the GIL once requests are this cheap); one process per core.
 workers = _int("GUNICORN_WORKERS", min(multiprocessing.cpu_count(), 8))
 threads = _int("GUNICORN_THREADS", 2)
 worker_class = "gthread"
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Above the proxy's upstream keepalive_timeout (4 s): nginx closes an idle connection first,
+# never sending a request on one gunicorn is closing.
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # No recycling by default: at 2,000 requests a worker was restarted every few seconds under load
 # (each restart re-imports the app: 1.5 s of CPU here). Set GUNICORN_MAX_REQUESTS to bound
 # a leak; the jitter (10%) keeps the workers from restarting together.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = max_requests // 10
-# A listening socket per worker (SO_REUSEPORT), so that the kernel spreads new connections over
-# the workers. With one shared socket, gthread workers race to accept, and a keep-alive
-# connection stays where it landed. In 2 of 8 runs all 32 of wrk's connections landed on one of
-# the two workers, and the server ran at a third of its rate (1,500 vs 4,500 req/s); with a
-# socket per worker the split stayed between 10/22 and 16/16. GUNICORN_REUSE_PORT=false gives
-# one shared socket again; with it on, a second server started on the same port by the same
-# user shares it instead of failing to bind.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").strip().lower() not in {"0", "false", "no", "off"}
+# One listening socket, bound by the master: a second server started on a bound port then fails
+# to bind, loudly. (GUNICORN_REUSE_PORT=true gives a socket per worker, SO_REUSEPORT, which lets
+# the kernel spread connections over the workers; but then any process of the same user can
+# bind the port too, and silently take a share of the connections.)
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "false").strip().lower() in {"1", "true", "yes", "on"}
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The app writes one access line per request, with its request id (project/ops/logs.py);
 # gunicorn writes none (see AppLogger below).
@@ -84,6 +88,14 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-multiproc-")
 MULTIPROC_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def when_ready(server):
+    """The start line (config.start_line), once the master has bound its socket."""
+    listen = ",".join(str(listener) for listener in server.LISTENERS) or ",".join(server.cfg.bind)
+    cfg = server.cfg
+    concurrency = f"workers={cfg.workers} threads={cfg.threads} worker_class={cfg.worker_class_str}"
+    server.log.info("%s", start_line("web", listen, concurrency, settings()))
 
 
 def on_starting(server):
@@ -140,3 +152,27 @@ class AppLogger(Logger):
 
 
 logger_class = AppLogger
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own answers (a malformed or oversized request line or header, refused before
+    the app sees the request) in the contract's error shape instead of gunicorn's HTML page."""
+    error = GUNICORN_ERRORS.get(status_int) or (
+        "internal_error" if status_int >= 500 else "malformed_request"
+    )
+    status = HTTPStatus(status_int).phrase  # the app's status texts
+    body = json.dumps(
+        {"code": status_int, "status": status, "error": error, "message": mesg or "Internal server error."}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# The `error` codes of what gunicorn refuses: the app's (project/errors.py) and the proxy's.
+GUNICORN_ERRORS = {403: "forbidden", 414: "uri_too_long", 431: "headers_too_large"}
+# gunicorn's workers write these through `gunicorn.util.write_error` (workers/base.py,
+# handle_error) and offer no hook for it: replaced here, before the master forks the workers.
+gunicorn_util.write_error = write_json_error

@@ -23,7 +23,7 @@ import time
 from flask import Flask
 from rq import SimpleWorker, worker_registration
 
-from config import refusing_bad_config
+from config import refusing_bad_config, start_line
 from project import create_app
 from project.extensions import redis_client
 from project.jobs import QUEUE_NAMES, get_queue
@@ -143,13 +143,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.check:
         return check_own_worker(app)
+    metrics = (
+        f"{app.config['METRICS_HOST']}:{app.config['METRICS_PORT']}" if app.config["METRICS_PORT"] else "none"
+    )
     if args.scheduler:
+        interval = app.config["SCHEDULER_INTERVAL_SECONDS"]
+        log.info("%s", start_line("scheduler", "none", f"interval={interval}s", app.config))
         run_scheduler(app, burst=args.burst)
         return 0
     names = [name.strip() for name in args.queues.split(",") if name.strip()]
     unknown = sorted(set(names) - set(QUEUE_NAMES))
     if unknown:
         parser.error(f"unknown queues: {', '.join(unknown)}")
+    log.info("%s", start_line("worker", metrics, f"processes=1 queues={','.join(names)}", app.config))
     serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
     run_worker(app, names, burst=args.burst)
     return 0

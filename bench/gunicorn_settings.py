@@ -11,6 +11,10 @@ bench/results/gunicorn_settings.json:
 the ratio to the reference per round, by req/s and by CPU per request (the reference's server +
 PostgreSQL + Redis CPU per request over the setting's: bench/http.py's `cpu_ratio`).
 gunicorn.conf.py's defaults come from these figures.
+
+BENCH_BEHIND_PROXY=1: the study as production runs it, each setting (and the reference) behind
+its own nginx with the project's proxy config (deploy/nginx); wrk drives the proxies, and
+nginx's CPU counts with the services'. Writes gunicorn_settings_proxy.json.
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)  # type: ignore[union-attr]
 
 ONLY = os.environ.get("BENCH_SETTINGS")  # comma-separated names: a part of the study
-RESULTS = ROOT / "bench" / "results" / f"gunicorn_settings{'_partial' if ONLY else ''}.json"
+BEHIND_PROXY = os.environ.get("BENCH_BEHIND_PROXY", "").lower() in {"1", "true", "yes"}
+RESULTS = (
+    ROOT
+    / "bench"
+    / "results"
+    / f"gunicorn_settings{'_proxy' if BEHIND_PROXY else ''}{'_partial' if ONLY else ''}.json"
+)
 REFERENCE = "sync 2"
 SETTINGS = {
     REFERENCE: ["-w", "2", "-k", "sync"],
@@ -42,7 +52,7 @@ SETTINGS = {
     "gthread 2x4": ["-w", "2", "-k", "gthread", "--threads", "4"],
     "gthread 3x1": ["-w", "3", "-k", "gthread", "--threads", "1"],
     "gthread 3x2": ["-w", "3", "-k", "gthread", "--threads", "2"],
-    # What ships (its workers, threads, socket per worker, logger, metrics in files), for reference.
+    # What ships (its workers, threads, worker class, logger, metrics in files), for reference.
     "gunicorn.conf.py": ["-c", str(ROOT / "gunicorn.conf.py")],
 }
 
@@ -71,6 +81,13 @@ def main() -> int:
         )
         for name in chosen
     }
+    # Where wrk sends its requests: gunicorn itself, or the nginx in front of it.
+    entry = dict(ports)
+    proxies = []
+    if BEHIND_PROXY:
+        assert bench.NGINX, "BENCH_BEHIND_PROXY needs nginx"
+        entry = {name: bench.free_port() for name in chosen}
+        proxies = [bench.start_proxy(ports[name], entry[name]) for name in chosen]
     paths = {
         "products_list_hit": ("/api/v1/products", None),
         "users_me": ("/api/v1/users/me", {"Authorization": f"Bearer {token}"}),
@@ -79,16 +96,16 @@ def main() -> int:
     cpu_ratios: dict[str, dict[str, list[float]]] = {}
     try:
         for name in chosen:
-            bench.wait_for(ports[name], "/health")
+            bench.wait_for(entry[name], "/health")
             for path, headers in paths.values():
-                bench.get(ports[name], path, headers)  # the next reads are HITs
+                bench.get(entry[name], path, headers)  # the next reads are HITs
         for number in range(bench.ROUNDS):
             for name in chosen:
                 if name == REFERENCE:
                     continue
                 for key, (path, headers) in paths.items():
                     order = (REFERENCE, name) if number % 2 == 0 else (name, REFERENCE)
-                    url = {n: f"http://127.0.0.1:{ports[n]}{path}" for n in order}
+                    url = {n: f"http://127.0.0.1:{entry[n]}{path}" for n in order}
                     runs = {n: partial(bench.wrk, url[n], headers) for n in order}
                     figures = {n: bench.with_cpu(run, servers[n]) for n, run in runs.items()}
                     ours, reference = figures[name], figures[REFERENCE]
@@ -102,13 +119,14 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        for server in servers.values():
+        for server in [*servers.values(), *proxies]:
             os.killpg(server.pid, signal.SIGTERM)
-        for server in servers.values():
+        for server in [*servers.values(), *proxies]:
             server.wait(timeout=30)
     report = {
         "benchmark": "gunicorn settings: req/s ratio to `gunicorn -w 2 -k sync`, per round",
         "load": " ".join(bench.WRK) + f" -d{bench.SECONDS:g}s, pairs back to back, AB then BA",
+        "behind_proxy": BEHIND_PROXY,
         "ratios": ratios,
         "cpu_ratios": cpu_ratios,
     }

@@ -9,7 +9,11 @@ Serves, at once and under the same gunicorn on loopback:
   with these);
 - the project (production mode, PostgreSQL + Redis, 100 products) under `gunicorn -w 2 -k sync`;
 - the project under the shipped `gunicorn.conf.py`;
-- the gRPC server (`python grpc_server.py`).
+- the gRPC server (`python grpc_server.py`);
+- the shipped topology: nginx with the project's proxy config (deploy/nginx) in front of the
+  shipped gunicorn, and the same nginx config in front of the floor (when nginx is installed).
+  The proxied project is compared with the same project reached directly (target: >= 0.9x)
+  and with the floor behind the same proxy. nginx's CPU counts with the services'.
 Then drives them in turns with wrk (`wrk -t2 -c32`, BENCH_SECONDS each, BENCH_ROUNDS rounds
 alternating, so the machine's drift hits every case alike) and prints each case's req/s, p99
 and ratio to the floor of the same round; the figures are medians over the rounds.
@@ -51,6 +55,7 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HE
 
 import collections  # noqa: E402
 import http.client  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -321,7 +326,7 @@ def h2load(url: str, headers: dict, body: bytes | None = None, reply_bytes: int 
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SERVICES = ("postgres", "redis-server")
+SERVICES = ("postgres", "redis-server", "nginx")
 
 
 def cpu_ticks() -> collections.Counter:
@@ -367,6 +372,34 @@ def start(command: list[str], env: dict, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
 
 
+NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+
+
+def start_proxy(upstream_port: int, port: int) -> subprocess.Popen:
+    """nginx with the shipped proxy config (deploy/nginx/render.py fills in the template) in
+    front of `upstream_port`, on `port`."""
+    spec = importlib.util.spec_from_file_location("nginx_render", ROOT / "deploy" / "nginx" / "render.py")
+    render = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(render)  # type: ignore[union-attr]
+    directory = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    (directory / "logs").mkdir()
+    variables = {
+        "NGINX_PORT": f"127.0.0.1:{port}",
+        "API_UPSTREAM": f"127.0.0.1:{upstream_port}",
+        "MAX_CONTENT_LENGTH": "1048576",
+        "NGINX_CLIENT_TIMEOUT": "10s",
+        "NGINX_UPSTREAM_TIMEOUT": "35s",
+        "NGINX_STATIC_ROOT": str(ROOT / "project" / "static"),
+    }
+    config = directory / "nginx.conf"
+    # No access log lines: the app's servers write none in these runs either.
+    config.write_text(
+        render.render(variables, directory).replace("access_log /dev/stdout api;", "access_log off;")
+    )
+    command = [NGINX, "-p", str(directory), "-c", str(config), "-e", str(directory / "logs" / "error.log")]
+    return start([*command, "-g", "daemon off;"], dict(os.environ), directory)
+
+
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
 
@@ -385,7 +418,9 @@ def medians_of(rounds: list[dict], pair: str, name: str) -> dict:
 
 def main() -> int:
     token, product_id = prepare()
-    ports = {name: free_port() for name in ("floor", "plain", "shipped", "grpc")}
+    ports = {
+        name: free_port() for name in ("floor", "plain", "shipped", "grpc", "proxy_floor", "proxy_shipped")
+    }
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     env = {**os.environ, **ENV, "PYTHONPATH": str(ROOT), "GRPC_PORT": str(ports["grpc"])}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -404,8 +439,15 @@ def main() -> int:
         ),
         "grpc": start([sys.executable, "grpc_server.py"], env, ROOT),
     }
+    if NGINX:
+        server["proxy_floor"] = start_proxy(ports["floor"], ports["proxy_floor"])
+        server["proxy_shipped"] = start_proxy(ports["shipped"], ports["proxy_shipped"])
     servers = list(server.values())
-    server_on = {port: server[name] for name, port in ports.items()}
+    # A proxied case's server is the gunicorn behind it (nginx counts with the services).
+    server_on = {port: server[name] for name, port in ports.items() if name in server}
+    if NGINX:
+        server_on[ports["proxy_floor"]] = server["floor"]
+        server_on[ports["proxy_shipped"]] = server["shipped"]
     auth = {"Authorization": f"Bearer {token}"}
     list_path, detail_path, me_path = "/api/v1/products", f"/api/v1/products/{product_id}", "/api/v1/users/me"
     cases = {
@@ -418,6 +460,10 @@ def main() -> int:
         "shipped_conf_products_list_hit": (ports["shipped"], list_path, None),
         "shipped_conf_users_me": (ports["shipped"], me_path, auth),
     }
+    if NGINX:
+        cases["proxied_floor"] = (ports["proxy_floor"], "/hello", None)
+        cases["proxied_products_list_hit"] = (ports["proxy_shipped"], list_path, None)
+        cases["proxied_users_me"] = (ports["proxy_shipped"], me_path, auth)
     clients: dict[str, Callable[[], dict]] = {
         "grpc_validate_token": lambda: drive(
             validate_token_call(ports["grpc"], token), SECONDS, CLIENT_THREADS
@@ -453,12 +499,24 @@ def main() -> int:
         ("shipped_conf_users_me", "users_me"),
         ("grpc_validate_token", "rest_users_me_same_client"),
     ]
+    if NGINX:
+        pairs += [
+            # The shipped topology (proxy + gunicorn.conf.py) vs the same project reached directly
+            # (#23: >= 0.9x), and vs the floor behind the same proxy.
+            ("proxied_products_list_hit", "shipped_conf_products_list_hit"),
+            ("proxied_users_me", "shipped_conf_users_me"),
+            ("proxied_products_list_hit", "proxied_floor"),
+            ("proxied_users_me", "proxied_floor"),
+        ]
     if ONLY:
         pairs = [(case, base) for case, base in pairs if any(word in f"{case}/{base}" for word in ONLY)]
     try:
         wait_for(ports["floor"], "/hello")
         for name in ("plain", "shipped"):
             wait_for(ports[name], "/health")
+        if NGINX:
+            wait_for(ports["proxy_floor"], "/hello")
+            wait_for(ports["proxy_shipped"], "/health")
         wait_for_grpc(ports["grpc"])
         with grpc.insecure_channel(f"127.0.0.1:{ports['grpc']}") as channel:
             reply = auth_pb2_grpc.AuthServiceStub(channel).ValidateToken(
@@ -468,10 +526,10 @@ def main() -> int:
         reply_bytes = len(grpc_frame(reply.SerializeToString()))
         for case, (port, path, headers) in cases.items():
             status, response_headers, _ = get(port, path, headers)
-            if not case.startswith("floor"):
+            if "floor" not in case:
                 status, response_headers, _ = get(port, path, headers)  # the second read is a HIT
             assert status == 200, (case, status)
-            if path != me_path and not case.startswith("floor"):
+            if path != me_path and "floor" not in case:
                 assert response_headers.get("X-Cache") == "HIT", (case, response_headers)
         rounds: list[dict] = []
         for number in range(ROUNDS):
@@ -521,6 +579,9 @@ def main() -> int:
             ),
             "grpc_server": f"python grpc_server.py, GRPC_WORKERS unset ({os.cpu_count()} processes)",
             "servers": "floor and project: gunicorn -w 2 -k sync; shipped: gunicorn -c gunicorn.conf.py",
+            "proxy": "nginx, deploy/nginx's config (access log off), in front of the floor and the shipped"
+            if NGINX
+            else "nginx not installed: no proxied cases",
             "app": "APP_ENV=production, PostgreSQL + Redis on loopback, rate limits off, LOG_LEVEL=WARNING",
             "products": PRODUCTS,
         },

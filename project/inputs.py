@@ -159,8 +159,15 @@ def check_request_input() -> None:
     """Before every route: the body's size, then NUL anywhere, then the JSON body (if any)."""
     limit = request.max_content_length
     environ = request.environ
-    # First, before anything reads `request.stream` (it is built once, from this environ).
-    if limit is not None and environ.get("wsgi.input_terminated") and request.content_length is None:
+    # First, before anything reads `request.stream` (it is built once, from this environ). A
+    # body without a length comes only with Transfer-Encoding (chunked): the one dict lookup
+    # is all other requests pay.
+    if (
+        "HTTP_TRANSFER_ENCODING" in environ
+        and limit is not None
+        and environ.get("wsgi.input_terminated")
+        and request.content_length is None
+    ):
         read_streamed_body(environ, limit)
     if limit is not None and (request.content_length or 0) > limit:
         raise RequestEntityTooLarge(f"The request body must be at most {limit} bytes.")

@@ -76,7 +76,10 @@ def test_gunicorn_builds_no_access_line_of_its_own(monkeypatch, tmp_path):
 
 def test_compose_services_and_commands(compose):
     services = compose["services"]
-    assert set(services) == {"api", "worker", "scheduler", "grpc", "migrate", "postgres", "redis", "mailpit"}
+    assert set(services) == {
+        "proxy",
+        *("api", "worker", "scheduler", "grpc", "migrate", "postgres", "redis", "mailpit"),
+    }
     for name, command in COMMANDS.items():
         assert services[name]["command"] == command, name
 
@@ -97,7 +100,11 @@ def test_compose_order_and_health_checks(compose):
     assert services["migrate"]["restart"] == "no"
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "ping" in services["redis"]["healthcheck"]["test"]
-    assert services["api"]["ports"] == ["8000:8000"] and services["grpc"]["ports"] == ["50051:50051"]
+    # Clients reach the API through the proxy only (#23); gunicorn has no published port.
+    assert "ports" not in services["api"] and services["api"]["environment"]["TRUSTED_PROXY_COUNT"] == "1"
+    assert services["proxy"]["ports"] == ["${PROXY_PORT:-8000}:8080"]
+    assert services["proxy"]["environment"]["API_UPSTREAM"] == "api:8000"
+    assert services["grpc"]["ports"] == ["50051:50051"]
     # The worker's healthcheck asks about its own worker (python worker.py --check), not "any worker".
     assert services["worker"]["healthcheck"]["test"] == ["CMD", "python", "worker.py", "--check"]
     assert services["mailpit"]["healthcheck"]["test"][0] == "CMD"

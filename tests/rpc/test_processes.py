@@ -19,6 +19,7 @@ import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from config import CONFIG_EXIT_STATUS
 from grpc_server import GRACE_SECONDS, SERVICE_NAME
 from project.auth.sessions import revoke_sessions
 from project.extensions import db
@@ -199,10 +200,16 @@ def test_children_stop_when_the_parent_is_killed(start_server):
     )
 
 
-def test_children_that_keep_dying_stop_the_parent_with_exit_1(start_server):
-    """A port held by another socket: every child fails at bind; the parent gives up."""
+def test_a_port_another_server_holds_is_refused_before_any_child_starts(start_server, tmp_path):
+    """The children would share the port (SO_REUSEPORT) with whoever holds it: the parent
+    checks first and refuses in one line (#23), instead of starting children that join it."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        server = start_server(workers=2, port=holder.getsockname()[1])
-        assert server.proc.wait(timeout=60) == 1
+        port = holder.getsockname()[1]
+        server = start_server(workers=2, port=port)
+        assert server.proc.wait(timeout=60) == CONFIG_EXIT_STATUS
+        assert not server.children()
+    output = (tmp_path / "grpc.log").read_text()
+    assert f"configuration error: GRPC_PORT {port}: cannot listen" in output
+    assert "Traceback" not in output

@@ -8,6 +8,7 @@ happened. Nothing here touches the machine's shared PostgreSQL (5432) or Redis (
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -33,6 +34,15 @@ PRODUCTION_ENV = {
     "LOG_FORMAT": "plain",
     "LOG_LEVEL": "WARNING",
 }
+
+
+def load_nginx_render():
+    """deploy/nginx/render.py (a script beside the template, not a package): the one place that
+    fills in the proxy template."""
+    spec = importlib.util.spec_from_file_location("nginx_render", ROOT / "deploy" / "nginx" / "render.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def ensure_installed(binary: str, package: str) -> str:
@@ -320,6 +330,24 @@ class Topology:
         for path in directory.iterdir():
             shutil.chown(path, "postgres", "postgres")
         return self.start("pgbouncer", [binary, str(directory / "pgbouncer.ini")], port=port, user="postgres")
+
+    def proxy(
+        self, upstream_port: int, *, port: int | None = None, name: str = "nginx", **knobs: str
+    ) -> Service:
+        """nginx with the shipped template (deploy/nginx), in front of `upstream_port`; `knobs`
+        override the template's variables (NGINX_CLIENT_TIMEOUT="5s", ...)."""
+        port = port or free_port()
+        directory = self.workdir / name
+        variables = {
+            "NGINX_PORT": f"127.0.0.1:{port}",
+            "API_UPSTREAM": f"127.0.0.1:{upstream_port}",
+            "MAX_CONTENT_LENGTH": "1048576",
+            "NGINX_CLIENT_TIMEOUT": "10s",
+            "NGINX_UPSTREAM_TIMEOUT": "35s",
+            "NGINX_STATIC_ROOT": str(ROOT / "project" / "static"),
+            **knobs,
+        }
+        return self.nginx(load_nginx_render().render(variables, directory), port=port, name=name)
 
 
 def psql(port: int, sql: str, database: str = "app") -> str:
