@@ -74,11 +74,25 @@ load_dotenv_file(BASE_DIR / ".env")
 
 
 def database_url(url: str) -> str:
-    """psycopg2 is our PostgreSQL driver; SQLAlchemy 2.1 would pick psycopg 3 for `postgresql://`."""
+    """psycopg2 is our PostgreSQL driver; SQLAlchemy 2.1 would pick psycopg 3 for `postgresql://`.
+    A libpq multi-host URL (`postgresql://u@db1:5432,db2:5432/app?target_session_attrs=read-write`)
+    becomes the form SQLAlchemy reads (`...@/app?host=db1:5432&host=db2:5432&...`): libpq then
+    tries the hosts in turn and keeps the one that takes writes."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
+            return "postgresql+psycopg2://" + _libpq_hosts_as_query(url[len(prefix) :])
     return url
+
+
+def _libpq_hosts_as_query(rest: str) -> str:
+    """`user@h1:p1,h2:p2/db?q` -> `user@/db?host=h1:p1&host=h2:p2&q` (unchanged for one host)."""
+    netloc, slash, tail = rest.partition("/")
+    credentials, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return rest
+    path, question, query = tail.partition("?")
+    pairs = "&".join(f"host={host}" for host in hosts.split(",") if host)
+    return f"{credentials}{at}{slash}{path}?{pairs}{'&' + query if question and query else ''}"
 
 
 def sqlite_url() -> str:

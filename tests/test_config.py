@@ -93,3 +93,29 @@ CONTRACT_VARIABLES = [
     "RQ_DASHBOARD_PASSWORD",
     "FRONTEND_URL",
 ]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (
+            "postgresql://app:pw@db1:5432,db2:5433/app?target_session_attrs=read-write&sslmode=verify-full",
+            "postgresql+psycopg2://app:pw@/app?host=db1:5432&host=db2:5433&target_session_attrs=read-write&sslmode=verify-full",
+        ),
+        ("postgres://app@db1,db2/app", "postgresql+psycopg2://app@/app?host=db1&host=db2"),
+        (
+            "postgresql://app@db:5432/app?sslmode=require",
+            "postgresql+psycopg2://app@db:5432/app?sslmode=require",
+        ),
+    ],
+)
+def test_a_libpq_multi_host_url_reaches_sqlalchemy_as_hosts_it_reads(given, expected):
+    """API.md: DATABASE_URL may name several hosts, libpq style; SQLAlchemy's URL parser
+    refuses `db1:5432,db2:5433` as a port, so the hosts go to the query, where it reads them."""
+    from sqlalchemy import make_url
+
+    from config import database_url
+
+    assert database_url(given) == expected
+    args = make_url(expected).get_dialect()().create_connect_args(make_url(expected))[1]
+    assert args["host"].count(",") == given.count(",")  # libpq gets every host
