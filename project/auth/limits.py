@@ -29,7 +29,7 @@ from project.auth.models import LoginFailure, MailSend
 from project.database import rowcount, utcnow
 from project.errors import TooManyRequests
 from project.extensions import db
-from project.users.models import IDENTITY_MAX, normal_form
+from project.users.models import IDENTITY_MAX, email_key, login_key
 
 LOCKED_MESSAGE = "Too many failed logins; try again later."
 # SQLite has no advisory locks; its one process (development) serialises here instead.
@@ -56,8 +56,9 @@ def _retry_after(times: list[datetime], limit: int, window: timedelta, now: date
 
 
 def login_identifier(login_name: str) -> str:
-    """The counter a login name counts under: its normal form, account or not."""
-    return f"login:{normal_form(login_name)}"[:IDENTITY_MAX]
+    """The counter a login name counts under: the key it is looked up by (its normal form; an
+    email's skeleton), account or not, so a look-alike spelling is no fresh counter."""
+    return f"login:{login_key(login_name)}"[:IDENTITY_MAX]
 
 
 def _lockout_window() -> timedelta:
@@ -140,7 +141,7 @@ def _mail_limit() -> tuple[int, timedelta]:
 
 
 def _mail_keys(account_id: int, addresses: list[str]) -> list[str]:
-    return [f"by:{account_id}"] * len(addresses) + [f"to:{normal_form(a)}"[:IDENTITY_MAX] for a in addresses]
+    return [f"by:{account_id}"] * len(addresses) + [f"to:{email_key(a)}"[:IDENTITY_MAX] for a in addresses]
 
 
 def reserve_mails(account_id: int, addresses: list[str]) -> int | None:
