@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -32,7 +33,8 @@ from project.extensions import db
 from project.users.models import IDENTITY_MAX, email_key, login_key
 
 LOCKED_MESSAGE = "Too many failed logins; try again later."
-# SQLite has no advisory locks; its one process (development) serialises here instead.
+# SQLite has no advisory locks; its one process (development) serialises here instead
+# (PostgreSQL: only attempts on the same counter wait on each other).
 _local_lock = threading.Lock()
 
 
@@ -86,7 +88,7 @@ def take_password_attempt(identifiers: Iterable[str], ip: str | None) -> None:
     """
     limit, window = current_app.config["LOGIN_MAX_FAILURES"], _lockout_window()
     keys, ip = sorted(set(identifiers)), (ip or "unknown")[:64]
-    with _local_lock:
+    with _local_lock if db.engine.dialect.name != "postgresql" else nullcontext():
         _serialise(f"{key}|{ip}" for key in keys)
         now = utcnow()
         waits = [
