@@ -136,6 +136,8 @@ class Config:
     PRODUCTS_CACHE_TTL = env_int("PRODUCTS_CACHE_TTL", 300)
     PRODUCTS_SYNC_PAGE_SIZE = env_int("PRODUCTS_SYNC_PAGE_SIZE", 100)
     UPSTREAM_TIMEOUT_SECONDS = env_int("UPSTREAM_TIMEOUT_SECONDS", 5)
+    # A posts upstream path that failed is not asked again for this long (project/http.py Circuits).
+    UPSTREAM_CIRCUIT_SECONDS = env_int("UPSTREAM_CIRCUIT_SECONDS", 5)
     RESERVATION_TTL_MINUTES = env_int("RESERVATION_TTL_MINUTES", 15)
     # A pending order older than this with no live RQ job is queued again (a lost job).
     ORDERS_REQUEUE_AFTER_SECONDS = env_int("ORDERS_REQUEUE_AFTER_SECONDS", 60)

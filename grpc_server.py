@@ -42,8 +42,8 @@ from grpc_reflection.v1alpha import reflection
 
 from config import ConfigError, check_environment, get_config, refusing_bad_config, start_line
 from project import create_app
-from project.rpc.generated import auth_pb2, auth_pb2_grpc
-from project.rpc.service import AuthService
+from project.rpc.generated import auth_pb2
+from project.rpc.service import add_auth_service
 
 # Nothing above imports prometheus_client: with several processes the parent must set
 # PROMETHEUS_MULTIPROC_DIR first (prometheus_client picks its mode when first imported), so
@@ -105,7 +105,7 @@ def serve(
         # supervisor share the port (it checked the port was free first: Supervisor.run).
         options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthService(app), server)
+    add_auth_service(app, server)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -37,6 +37,7 @@ from marshmallow import Schema
 
 from project.errors import UpstreamError
 from project.extensions import cache, redis_client
+from project.inputs import query_values
 from project.metrics import record_cache
 from project.pagination import link_header, page_numbers
 
@@ -245,15 +246,15 @@ def _query_names(schema: type[Schema] | None) -> frozenset[str]:
 
 
 def response_key(namespace: str, kind: str, names: frozenset[str], path_args: Mapping[str, Any]) -> str:
-    """The raw request as a key: path arguments and the known query parameters, sorted and
+    """The request as a key: path arguments and the known query parameters with the one value
+    each that the route reads (`inputs.query_values`: a known parameter given twice is a 422
+    before any lookup, so `?a=1&a=2` and `?a=2&a=1` can never share an entry), sorted and
     percent-encoded (so no value can pass for another parameter). Unknown parameters are
     left out, as the route ignores them; spellings that parse alike (`LAMPS`, `lamps`) get
     entries of their own, which is cheaper than parsing on every HIT."""
     pairs = sorted(path_args.items())
     if names and request.environ.get("QUERY_STRING"):  # else no query to parse
-        pairs += sorted(
-            (name, value) for name in names & request.args.keys() for value in request.args.getlist(name)
-        )
+        pairs += sorted(query_values(request.args, names).items())
     args = _readable(urlencode(pairs))
     return f"{current_app.config.get('CACHE_KEY_PREFIX', '')}response:{namespace}:{kind}:{args}"
 

@@ -9,6 +9,11 @@
   beyond the double range and nesting deeper than `MAX_JSON_DEPTH` are a 422. Checked without
   recursion, so no input can raise a RecursionError.
 - Path, query, form and headers: no NUL (PostgreSQL text cannot hold it).
+- Arguments parsed by a schema (`StrictParser`, every blueprint's parser): a known query
+  parameter given twice is a 422 (the route would read one value, a cache key another);
+  a number in a JSON body must be a JSON number (`"5"` is a 422); a numeric query value is
+  ASCII digits with an optional sign and decimal point (`1_000`, `١٢`, ` 5 ` are a 422:
+  Python's int() and Decimal() accept all three).
 
 `check_request_input` runs before every route, so nothing below it meets such input.
 """
@@ -23,6 +28,8 @@ from typing import Any
 
 from flask import Flask, Request, request
 from flask.json.provider import DefaultJSONProvider
+from marshmallow import Schema, ValidationError, fields
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from project.errors import BadRequest, Unprocessable
@@ -191,3 +198,90 @@ def register_input_checks(app: Flask) -> None:
         provider.sort_keys = app.json.sort_keys  # keep what create_app chose (the schemas' order)
     app.json = provider
     app.before_request(check_request_input)
+
+
+# --- arguments parsed by a schema ---------------------------------------------------------
+
+ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+TWICE_MESSAGE = "Given more than once."
+JSON_NUMBER_MESSAGE = "Must be a JSON number, not a string."
+QUERY_NUMBER_MESSAGE = "Must be a number in ASCII digits (optional sign and decimal point)."
+
+
+def _is_number(field: fields.Field) -> bool:
+    return isinstance(field, fields.Number)
+
+
+def _is_many(field: fields.Field) -> bool:
+    return isinstance(field, fields.List | fields.Tuple)  # webargs' DelimitedList is a List
+
+
+def query_values(args: Any, names: Any) -> dict[str, str]:
+    """Each of `names` present in `args` (a MultiDict) with its one value; a name given more
+    than once is a 422. Shared by the parser and the cache key, so both read the same value."""
+    values, twice = {}, {}
+    for name in names:
+        given = args.getlist(name)
+        if len(given) > 1:
+            twice[name] = [TWICE_MESSAGE]
+        elif given:
+            values[name] = given[0]
+    if twice:
+        raise Unprocessable("A query parameter is given more than once.", errors={"query": twice})
+    return values
+
+
+def _query_problems(schema: Schema, args: Any) -> dict[str, list[str]]:
+    single = {(f.data_key or n): f for n, f in schema.fields.items() if not _is_many(f)}
+    values = query_values(args, single)
+    return {
+        name: [QUERY_NUMBER_MESSAGE]
+        for name, value in values.items()
+        if _is_number(single[name]) and not ASCII_NUMBER.fullmatch(value)
+    }
+
+
+def _json_problems(schema: Schema, data: Any) -> dict:
+    """Numbers given as strings (or anything but a number) in a body, nested schemas
+    included, in marshmallow's error layout."""
+    if not isinstance(data, dict):
+        return {}
+    problems: dict = {}
+    for name, field in schema.fields.items():
+        key = field.data_key or name
+        if key not in data or data[key] is None:
+            continue
+        found = _field_problems(field, data[key])
+        if found:
+            problems[key] = found
+    return problems
+
+
+def _field_problems(field: fields.Field, value: Any) -> Any:
+    if _is_number(field):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else [JSON_NUMBER_MESSAGE]
+    if isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
+        if field.many and isinstance(value, list):
+            found = {i: p for i, item in enumerate(value) if (p := _json_problems(field.schema, item))}
+            return found or None
+        return _json_problems(field.schema, value) or None
+    if isinstance(field, fields.List) and isinstance(value, list):
+        found = {i: p for i, item in enumerate(value) if (p := _field_problems(field.inner, item))}
+        return found or None
+    return None
+
+
+class StrictParser(FlaskParser):
+    """webargs' Flask parser, refusing what its fields would quietly accept (module docstring)."""
+
+    def pre_load(self, location_data: Any, *, schema: Schema, req: Any, location: str) -> Any:
+        if location in ("query", "querystring"):
+            problems = _query_problems(schema, req.args)
+        elif location == "json":
+            problems = _json_problems(schema, location_data)
+        else:
+            problems = {}
+        if problems:
+            raise ValidationError(problems)
+        return location_data

@@ -28,6 +28,7 @@ import flask_smorest
 from flask import Flask
 
 from project.errors import ErrorSchema
+from project.inputs import StrictParser
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,6 +127,9 @@ class Blueprint(flask_smorest.Blueprint):
 
     `rate_limited=False` for a blueprint the limiter exempts (no 429 documented).
     """
+
+    # Repeated query parameters and numbers given as text are a 422 (project/inputs.py).
+    ARGUMENTS_PARSER = StrictParser()
 
     def __init__(self, *args: Any, rate_limited: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -29,10 +30,11 @@ from project.auth.models import LoginFailure, MailSend
 from project.database import rowcount, utcnow
 from project.errors import TooManyRequests
 from project.extensions import db
-from project.users.models import IDENTITY_MAX, normal_form
+from project.users.models import IDENTITY_MAX, email_key, login_key
 
 LOCKED_MESSAGE = "Too many failed logins; try again later."
-# SQLite has no advisory locks; its one process (development) serialises here instead.
+# SQLite has no advisory locks; its one process (development) serialises here instead
+# (PostgreSQL: only attempts on the same counter wait on each other).
 _local_lock = threading.Lock()
 
 
@@ -56,8 +58,9 @@ def _retry_after(times: list[datetime], limit: int, window: timedelta, now: date
 
 
 def login_identifier(login_name: str) -> str:
-    """The counter a login name counts under: its normal form, account or not."""
-    return f"login:{normal_form(login_name)}"[:IDENTITY_MAX]
+    """The counter a login name counts under: the key it is looked up by (its normal form; an
+    email's skeleton), account or not, so a look-alike spelling is no fresh counter."""
+    return f"login:{login_key(login_name)}"[:IDENTITY_MAX]
 
 
 def _lockout_window() -> timedelta:
@@ -85,7 +88,7 @@ def take_password_attempt(identifiers: Iterable[str], ip: str | None) -> None:
     """
     limit, window = current_app.config["LOGIN_MAX_FAILURES"], _lockout_window()
     keys, ip = sorted(set(identifiers)), (ip or "unknown")[:64]
-    with _local_lock:
+    with _local_lock if db.engine.dialect.name != "postgresql" else nullcontext():
         _serialise(f"{key}|{ip}" for key in keys)
         now = utcnow()
         waits = [
@@ -140,7 +143,7 @@ def _mail_limit() -> tuple[int, timedelta]:
 
 
 def _mail_keys(account_id: int, addresses: list[str]) -> list[str]:
-    return [f"by:{account_id}"] * len(addresses) + [f"to:{normal_form(a)}"[:IDENTITY_MAX] for a in addresses]
+    return [f"by:{account_id}"] * len(addresses) + [f"to:{email_key(a)}"[:IDENTITY_MAX] for a in addresses]
 
 
 def reserve_mails(account_id: int, addresses: list[str]) -> int | None:

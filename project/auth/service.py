@@ -23,7 +23,7 @@ from project.passwords import (
     password_needs_rehash,
     verify_password,
 )
-from project.users.models import User, normal_form
+from project.users.models import User, email_key
 from project.users.service import create_user, find_by_login, get_user
 
 BAD_CREDENTIALS = "Incorrect login or password."
@@ -169,7 +169,7 @@ def resend_verification(user_id: int) -> None:
 def forgot_password(email: str) -> None:
     """Queue the reset request; the job looks the account up (auth/jobs.py). The request does
     the same work whether or not an account has this email, so its time tells nothing."""
-    queue_password_reset_request(normal_form(email))
+    queue_password_reset_request(email_key(email))
 
 
 def request_password_reset(email_key: str) -> int | None:

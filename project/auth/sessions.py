@@ -12,6 +12,7 @@ password change and the end of the other sessions are one commit).
 from __future__ import annotations
 
 import functools
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -31,9 +32,11 @@ from project.database import PreparedRead, rowcount, utcnow
 from project.errors import Unauthorized
 from project.extensions import db
 from project.guard import Actor
+from project.routing import DB_ID_MAX
 from project.users.models import User
 
 Claims = dict[str, Any]
+SESSION_ID_MAX = 36  # auth_sessions.id: a UUID
 
 
 def _access_expires() -> timedelta:
@@ -125,9 +128,25 @@ def decode(token: str, expected_type: str) -> Claims:
         raise Unauthorized("Token has expired.", error="token_expired")
     if claims.get("type") != expected_type:
         raise Unauthorized(f"{'An' if expected_type == 'access' else 'A'} {expected_type} token is required.")
-    if not claims.get("sid") or not str(claims.get("sub", "")).isdigit():
+    if not _claims_in_range(claims, expected_type, seconds):
         raise Unauthorized("Invalid token.")
     return dict(claims)  # the remembered claims stay as verified
+
+
+SUBJECT = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
+
+
+def _claims_in_range(claims: Claims, token_type: str, leeway: float) -> bool:
+    """Claims only our signing key can have made, and only as we make them: `sub` a user id in
+    an INTEGER key's range (else a 40-digit one reaches the database as a 500), `exp` no later
+    than this type's lifetime from now (plus leeway), `sid` a session id's length."""
+    sub, sid, exp = claims.get("sub"), claims.get("sid"), claims["exp"]
+    if not (isinstance(sub, str) and SUBJECT.fullmatch(sub) and int(sub) <= DB_ID_MAX):
+        return False
+    if not (isinstance(sid, str) and 0 < len(sid) <= SESSION_ID_MAX):
+        return False
+    lifetime = _access_expires() if token_type == "access" else _refresh_expires()
+    return isinstance(exp, int | float) and exp <= _now() + lifetime.total_seconds() + leeway
 
 
 # The session and user check, built once (every authenticated request runs it, so SQLAlchemy

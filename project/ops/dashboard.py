@@ -6,6 +6,11 @@ POST) refuse cross-site requests, since a browser replays basic-auth credentials
 that posts to them (CSRF): a POST from another origin (`Origin`, or `Sec-Fetch-Site:
 cross-site`/`same-site`) is a 403, and a GET to them is a 405 (rq-dashboard also requeues on
 GET).
+
+No other site may frame it (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`): a framed
+dashboard would take clicks past the Origin check (clickjacking). Every answer of its own
+is in the error shape: its 401, and a 404 for a job, queue, registry or instance that does
+not exist (rq-dashboard itself raised NoSuchJobError, a 500, or showed an empty queue).
 """
 
 from __future__ import annotations
@@ -15,10 +20,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, request
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.queue import Queue
 
 from project.errors import error_response
+from project.jobs import QUEUE_NAMES
 
 URL_PREFIX = "/rq"
+NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+REGISTRIES = ("queued", "failed", "deferred", "started", "finished", "canceled", "scheduled")
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -54,6 +65,26 @@ def _app_client(_url: str, **_options: Any) -> tuple[None, Any]:
     return None, current_app.extensions["redis"]
 
 
+def refuse_missing(connection) -> Response | None:
+    """A 404 for a job, queue, registry or instance the rule names and Redis does not have."""
+    args = request.view_args or {}
+    if args.get("instance_number", 0) != 0:  # one Redis: instance 0 only
+        return error_response(404, "No such dashboard instance.")
+    if "job_id" in args and not Job.exists(args["job_id"], connection=connection):
+        return error_response(404, "No such job.")
+    if "queue_name" in args:
+        known = set(QUEUE_NAMES) | {queue.name for queue in Queue.all(connection=connection)}
+        if args["queue_name"] not in known:
+            return error_response(404, "No such queue.")
+    if "registry_name" in args and args["registry_name"] not in REGISTRIES:
+        return error_response(404, "No such registry.")
+    return None
+
+
+def _is_dashboard_path(path: str) -> bool:
+    return path == URL_PREFIX or path.startswith(URL_PREFIX + "/")
+
+
 def register_dashboard(app: Flask) -> bool:
     username = app.config.get("RQ_DASHBOARD_USERNAME")
     password = app.config.get("RQ_DASHBOARD_PASSWORD")
@@ -86,6 +117,17 @@ def register_dashboard(app: Flask) -> bool:
                 headers={"WWW-Authenticate": 'Basic realm="RQ Dashboard"'},
                 error="authentication_required",
             )
-        return refuse_cross_site_changes()
+        return refuse_cross_site_changes() or refuse_missing(connection)
+
+    @app.after_request
+    def dashboard_not_framed(response: Response) -> Response:
+        if _is_dashboard_path(request.path):
+            response.headers.update(NO_FRAMING)
+        return response
+
+    @app.errorhandler(NoSuchJobError)
+    def dashboard_missing_job(exc: NoSuchJobError):
+        # A job gone between the check above and rq-dashboard's fetch.
+        return error_response(404, "No such job.")
 
     return True

@@ -1,4 +1,10 @@
-"""Client of the JSONPlaceholder-shaped posts API (POSTS_API_URL)."""
+"""Client of the JSONPlaceholder-shaped posts API (POSTS_API_URL).
+
+Each call has one deadline (UPSTREAM_TIMEOUT_SECONDS, retries and the body included). A
+path that failed is not called again for UPSTREAM_CIRCUIT_SECONDS (its circuit is open):
+the request gets the stale copy or a 502 at once, instead of every request holding a
+thread for the whole timeout while the upstream is down.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,36 @@ import requests
 from flask import current_app
 
 from project.errors import NotFound, UpstreamError
-from project.http import shared_session
+from project.http import Circuits, get_within, shared_session
+
+
+def _circuits() -> Circuits:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    circuits = app.extensions.get("posts_circuits")
+    if circuits is None:
+        circuits = app.extensions["posts_circuits"] = Circuits(app.config["UPSTREAM_CIRCUIT_SECONDS"])
+    return circuits
 
 
 def _get(path: str) -> Any:
+    circuits = _circuits()
+    if circuits.is_open(path):
+        raise UpstreamError("The posts service is failing; not asked again for a few seconds.")
+    try:
+        value = _call(path)
+    except UpstreamError:
+        circuits.trip(path)
+        raise
+    circuits.close(path)
+    return value
+
+
+def _call(path: str) -> Any:
     url = current_app.config["POSTS_API_URL"].rstrip("/") + path
     try:
-        response = shared_session("posts").get(url, timeout=current_app.config["UPSTREAM_TIMEOUT_SECONDS"])
+        response = get_within(
+            shared_session("posts", retries=0), url, current_app.config["UPSTREAM_TIMEOUT_SECONDS"]
+        )
     except requests.RequestException as exc:
         raise UpstreamError(f"The posts service is unreachable ({exc.__class__.__name__}).") from exc
     if response.status_code == 404:

@@ -10,6 +10,7 @@ import logging
 
 import grpc
 from flask import Flask
+from google.protobuf.message import DecodeError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from project.auth.sessions import check_token
@@ -28,6 +29,10 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
         self.app = app
 
     def ValidateToken(self, request, context):  # noqa: N802 (the generated name)
+        if request is UNDECODABLE:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "Not a ValidateTokenRequest (the token must be UTF-8)."
+            )
         token = request.token.strip()
         if token.lower().startswith("bearer "):
             token = token[7:].strip()
@@ -59,3 +64,30 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
 
 def invalid(error: str) -> auth_pb2.ValidateTokenResponse:
     return auth_pb2.ValidateTokenResponse(valid=False, error=error)
+
+
+# What `_request` gives for bytes that are no ValidateTokenRequest (not None: gRPC takes a
+# None request for a failed deserializer, and answers INTERNAL).
+UNDECODABLE = object()
+
+
+def _request(data: bytes) -> object:
+    """The request, or UNDECODABLE (a token of invalid UTF-8, say): gRPC would answer a
+    deserializer's exception with INTERNAL, and the fault is the caller's: INVALID_ARGUMENT."""
+    try:
+        return auth_pb2.ValidateTokenRequest.FromString(data)
+    except DecodeError:
+        return UNDECODABLE
+
+
+def add_auth_service(app: Flask, server: grpc.Server) -> None:
+    """The generated `add_AuthServiceServicer_to_server`, with `_request` as the deserializer."""
+    handlers = {
+        "ValidateToken": grpc.unary_unary_rpc_method_handler(
+            AuthService(app).ValidateToken,
+            request_deserializer=_request,
+            response_serializer=auth_pb2.ValidateTokenResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("auth.AuthService", handlers),))
+    server.add_registered_method_handlers("auth.AuthService", handlers)

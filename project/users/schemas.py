@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from confusable_homoglyphs import confusables
 from marshmallow import Schema, ValidationError, fields, validate
 
 from project.guard import ROLES
@@ -32,7 +33,18 @@ class NormalFormText(fields.String):
 
 
 class NormalFormEmail(NormalFormText, fields.Email):
-    pass
+    """An email as NormalFormText, with a local part of one script and unquoted: `аlice@`
+    (Cyrillic а among Latin letters) and `"alice"@` would pass for `alice@` (a 422; the
+    look-alikes of one script, `alıce@`, meet `users.models.email_key`: a 409)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        email = super()._deserialize(value, attr, data, **kwargs)
+        local = email.rpartition("@")[0]
+        if local.startswith('"'):
+            raise ValidationError("Quoted local parts are not accepted.")
+        if confusables.is_mixed_script(local):
+            raise ValidationError("The part before '@' must not mix scripts (look-alike letters).")
+        return email
 
 
 def email_field(**kwargs) -> fields.Email:

@@ -16,7 +16,7 @@ from project.guard import Actor, Role
 from project.pagination import paginate
 from project.passwords import check_password_policy, hash_password
 from project.users.hooks import account_hooks
-from project.users.models import User, normal_form
+from project.users.models import User, email_key, login_key, normal_form
 
 
 def normalize_email(email: str) -> str:
@@ -42,17 +42,21 @@ def get_visible_user(viewer: Actor, user_id: int) -> User:
 
 def find_by_login(login: str) -> User | None:
     """The user a login name means: an email when it has an '@', else a username."""
-    key = normal_form(login)
-    column = User.email_key if "@" in key else User.username_key
+    key = login_key(login)
+    column = User.email_key if "@" in normal_form(login) else User.username_key
     return db.session.scalar(select(User).where(column == key))
 
 
 def ensure_available(email: str | None, username: str | None, exclude_id: int | None = None) -> None:
     """409 if another account has this email or username (both compared in their normal form)."""
-    for field, column, value in (("email", User.email_key, email), ("username", User.username_key, username)):
+    for field, column, key in (
+        ("email", User.email_key, email_key),
+        ("username", User.username_key, normal_form),
+    ):
+        value = email if field == "email" else username
         if value is None:
             continue
-        stmt = select(User.id).where(column == normal_form(value))
+        stmt = select(User.id).where(column == key(value))
         if exclude_id is not None:
             stmt = stmt.where(User.id != exclude_id)
         if db.session.scalar(stmt.limit(1)) is not None:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.helpers import metric_value
+from tests.helpers import assert_error, metric_value
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -274,3 +274,32 @@ def test_multiprocess_mode_sums_process_metrics_over_the_server(tmp_path):
     assert metric_value(out, "python_info", implementation="CPython") == 1
     rss = [line for line in out.splitlines() if line.startswith("process_resident_memory_bytes ")]
     assert len(rss) == 1 and float(rss[0].split()[1]) > 0
+
+
+@pytest.mark.app_config(RQ_DASHBOARD_USERNAME="ops", RQ_DASHBOARD_PASSWORD="s3cret-pass")
+def test_rq_dashboard_is_never_framed_and_says_missing_things_with_a_404(app, dashboard):
+    """Issue #26, finding 10: clickjacking, and 500s for a job or queue that does not exist."""
+    auth = basic("ops", "s3cret-pass")
+    for response in (dashboard.get("/rq/", headers=auth), dashboard.get("/rq/")):
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    missing = [
+        dashboard.get("/rq/0/data/job/nonexistent.json", headers=auth),
+        dashboard.get("/rq/0/view/job/nonexistent", headers=auth),
+        dashboard.post("/rq/job/nonexist/requeue", headers=auth),
+        dashboard.post("/rq/queue/nosuchqueue/compact", headers=auth),
+        dashboard.get("/rq/0/data/jobs/nosuchqueue/queued/8/asc/1.json", headers=auth),
+        dashboard.get("/rq/0/data/jobs/email/nosuchregistry/8/asc/1.json", headers=auth),
+        dashboard.get("/rq/7/view/queues", headers=auth),
+    ]
+    for response in missing:
+        assert_error(response, 404)
+        assert response.headers["X-Frame-Options"] == "DENY"
+    assert dashboard.get("/rq/0/data/jobs/email/queued/8/asc/1.json", headers=auth).status_code == 200
+
+
+@pytest.mark.app_config(RQ_DASHBOARD_USERNAME="ops", RQ_DASHBOARD_PASSWORD="s3cret-pass")
+def test_rq_dashboard_401_is_in_the_error_shape(dashboard):
+    response = dashboard.get("/rq/0/data/queues.json", headers=basic("ops", "wrong"))
+    assert assert_error(response, 401)["message"] == "Authentication required."
+    assert response.headers["WWW-Authenticate"].startswith("Basic")

@@ -157,3 +157,57 @@ def test_a_stored_page_lives_no_longer_than_the_upstream_copy_it_came_from(clien
     serve_posts(upstream, POSTS[:3])
     refreshed = client.get(f"{API}?page=2")
     assert refreshed.headers["X-Cache"] == "MISS" and refreshed.get_json()["total"] == 3
+
+
+# --- a failing upstream opens a short circuit; each call has a deadline (issue #26, 11) ---
+
+
+def test_a_failing_upstream_is_not_called_again_while_its_circuit_is_open(client, upstream, monkeypatch):
+    import project.http
+
+    fail(upstream)
+    answers = [client.get(API) for _ in range(6)]
+    assert [a.status_code for a in answers] == [502] * 6
+    assert answers[-1].get_json()["code"] == 502
+    assert len(upstream.log) == 1  # one call; the next five were answered at once
+    # Per resource: another path is still asked.
+    client.get(f"{API}/3")
+    assert len(upstream.log) == 2
+    # Once the circuit's seconds are over, the upstream is asked again (and it is back).
+    now = project.http._clock()
+    monkeypatch.setattr(project.http, "_clock", lambda: now + 6)
+    upstream.clear()
+    serve_posts(upstream)
+    response = client.get(API)
+    assert response.status_code == 200 and response.get_json()["total"] == 30
+
+
+@pytest.mark.app_config(POSTS_CACHE_TTL=1)
+def test_while_the_circuit_is_open_the_stale_copy_is_served_without_a_call(client, upstream):
+    serve_posts(upstream)
+    client.get(API)
+    time.sleep(1.1)
+    fail(upstream)
+    answers = [client.get(f"{API}?page={n}") for n in range(1, 5)]
+    assert [a.headers["X-Cache"] for a in answers] == ["STALE"] * 4
+    assert len(upstream.log) == 1  # the failed refresh only
+
+
+@pytest.mark.app_config(UPSTREAM_TIMEOUT_SECONDS=1)
+def test_an_upstream_trickling_its_answer_is_cut_off_at_the_deadline(client, upstream):
+    """Each byte comes within the read timeout, the whole takes ~4 s: the deadline (1 s) ends it."""
+    import json
+
+    body = json.dumps(POSTS[:1]).encode()
+
+    def trickle(request):
+        def slowly():
+            for start in range(0, 10):
+                time.sleep(0.4)
+                yield body[start : start + 1]
+            yield body[10:]
+
+        return Response(slowly(), content_type="application/json")
+
+    upstream.expect_request("/posts").respond_with_handler(trickle)
+    assert client.get(API).status_code == 502

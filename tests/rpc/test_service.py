@@ -301,3 +301,44 @@ def test_any_dependency_error_is_unavailable_never_invalid(stub, tokens, monkeyp
     with pytest.raises(grpc.RpcError) as exc:
         validate(stub, tokens["access_token"])
     assert exc.value.code() == grpc.StatusCode.INTERNAL
+
+
+# --- claims out of range and undecodable requests (issue #26, finding 9) -----------------
+
+
+def _resigned(app, token: str, **changes) -> str:
+    import jwt as pyjwt
+
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    claims.update(changes)
+    return pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"sub": "1" * 40}, {"sub": "2147483648"}, {"sub": "0"}, {"sub": "١"}, {"sub": 1}, {"exp": 10**30}],
+    ids=["40-digit sub", "sub past INTEGER", "sub 0", "non-ASCII sub", "numeric sub", "exp 10**30"],
+)
+def test_claims_out_of_range_are_invalid_on_rest_and_grpc_alike(app, client, stub, tokens, changes):
+    token = _resigned(app, tokens["access_token"], **changes)
+    rest = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert rest.status_code == 401 and rest.get_json()["code"] == 401
+    reply = validate(stub, token)
+    assert reply.valid is False and reply.error == "Invalid token."
+
+
+def test_an_exp_within_the_lifetime_is_still_valid(app, client, stub, tokens):
+    import time
+
+    lifetime = app.config["ACCESS_TOKEN_EXPIRE_MINUTES"] * 60
+    token = _resigned(app, tokens["access_token"], exp=int(time.time()) + lifetime - 5)
+    assert validate(stub, token).valid is True
+
+
+def test_a_request_of_invalid_utf8_is_invalid_argument_not_internal(grpc_channel, stub, tokens):
+    raw = grpc_channel.unary_unary("/auth.AuthService/ValidateToken")
+    with pytest.raises(grpc.RpcError) as caught:
+        raw(b"\x0a\x02\xff\xfe", timeout=10)  # field 1 (token), 2 bytes that are not UTF-8
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # The server is fine afterwards.
+    assert validate(stub, tokens["access_token"]).valid is True
