@@ -40,7 +40,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from config import get_config
-from project import create_app
+from project import create_app, tracing
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
 from project.rpc.service import AuthService
 
@@ -92,7 +92,10 @@ def serve(
     checks = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc-check")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=OTHER_CALL_THREADS, thread_name_prefix="grpc"),
-        interceptors=[ObservabilityInterceptor(thread_pools=dict.fromkeys(CHECKED_CALLS, checks))],
+        interceptors=[
+            ObservabilityInterceptor(thread_pools=dict.fromkeys(CHECKED_CALLS, checks)),
+            *tracing.grpc_server_interceptors(),  # spans of the calls, when OTEL_* turn tracing on
+        ],
         # Several processes serve one port (GRPC_WORKERS); said here, not left to gRPC's default.
         options=[("grpc.so_reuseport", 1)],
     )

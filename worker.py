@@ -23,7 +23,7 @@ import time
 from flask import Flask
 from rq import SimpleWorker, worker_registration
 
-from project import create_app
+from project import create_app, tracing
 from project.extensions import redis_client
 from project.jobs import QUEUE_NAMES, get_queue
 from project.metrics import record_job, serve_process_metrics
@@ -48,7 +48,8 @@ class AppWorker(SimpleWorker):
     def perform_job(self, job, queue):
         started = time.perf_counter()
         assert self.flask_app is not None, "run_worker() sets the app"
-        with self.flask_app.app_context():
+        # The job's span continues the trace that queued it (project.tracing; nothing when off).
+        with self.flask_app.app_context(), tracing.job_span(job.func_name, job.id, queue.name, job.meta):
             succeeded = super().perform_job(job, queue)
         record_job(job.func_name, queue.name, succeeded, time.perf_counter() - started)
         return succeeded
