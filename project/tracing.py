@@ -184,12 +184,18 @@ def current_trace_id() -> str:
     return format(context.trace_id, "032x") if context.is_valid else NO_TRACE
 
 
+# Off, the hooks below answer this: no generator to build per call.
+_OFF: contextlib.nullcontext[dict] = contextlib.nullcontext({})
+
+
+def enqueue_span(func_name: str, queue: str) -> contextlib.AbstractContextManager[dict]:
+    """Around putting a job on a queue: a producer span, and the job meta that carries it
+    (`{}` when tracing is off)."""
+    return _enqueue_span(func_name, queue) if state.enabled else _OFF
+
+
 @contextlib.contextmanager
-def enqueue_span(func_name: str, queue: str) -> Iterator[dict]:
-    """Around putting a job on a queue: a producer span, and the job meta that carries it."""
-    if not state.enabled:
-        yield {}
-        return
+def _enqueue_span(func_name: str, queue: str) -> Iterator[dict]:
     from opentelemetry import propagate, trace
     from opentelemetry.trace import SpanKind
 
@@ -201,12 +207,13 @@ def enqueue_span(func_name: str, queue: str) -> Iterator[dict]:
         yield {META_KEY: carrier}
 
 
-@contextlib.contextmanager
-def job_span(func_name: str, job_id: str, queue: str, meta: dict | None) -> Iterator[None]:
+def job_span(func_name: str, job_id: str, queue: str, meta: dict | None) -> contextlib.AbstractContextManager:
     """Around running a job: a consumer span in the trace that queued it (if it was traced)."""
-    if not state.enabled:
-        yield
-        return
+    return _job_span(func_name, job_id, queue, meta) if state.enabled else _OFF
+
+
+@contextlib.contextmanager
+def _job_span(func_name: str, job_id: str, queue: str, meta: dict | None) -> Iterator[None]:
     from opentelemetry import propagate, trace
     from opentelemetry.trace import SpanKind
 
