@@ -23,8 +23,10 @@ $(CLIENT_STAMP): requirements-client.txt
 	$(CLIENT_VENV)/bin/python -m pip install --quiet -r requirements-client.txt
 	rm -f $(CLIENT_VENV)/.installed-* && touch $@
 
-run: install  ## migrate the embedded SQLite database and serve the API on :5000
+run: install  ## migrate the embedded SQLite database and serve the API on :5000 (PORT=...)
 	$(BIN)/flask --app wsgi db upgrade
+	@echo "Serving http://127.0.0.1:$(PORT)  (docs: http://127.0.0.1:$(PORT)/docs; another port: make run PORT=8080;"
+	@echo "demo data: .venv/bin/flask --app wsgi seed; stop: Ctrl-C)"
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 test: install $(CLIENT_STAMP)  ## the whole suite (SQLite + fakeredis, or TEST_DATABASE_URL / TEST_REDIS_URL)

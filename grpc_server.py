@@ -49,6 +49,8 @@ from project.rpc.service import AuthService
 # the modules that do (project.metrics, the interceptor) are imported where they are used.
 
 log = logging.getLogger("grpc_server")
+# The metric families this process's /metrics serves (besides process_* and python_*).
+GRPC_METRICS = ("grpc_",)
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 # The unary checks (ValidateToken and health's Check) run on a pool of their own, of
@@ -126,17 +128,19 @@ def run_until_signalled(app: Flask, metrics: bool = True, parent: int | None = N
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     running = serve(int(app.config["GRPC_PORT"]), app)
-    log.info("gRPC server listening on port %s", running.port)
+    # Under the supervisor (parent given) it says "listening" and "stopped" once for all of them.
+    level = logging.INFO if parent is None else logging.DEBUG
+    log.log(level, "gRPC server listening on port %s", running.port)
     if metrics:
         from project.metrics import serve_process_metrics
 
-        serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
+        serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"], families=GRPC_METRICS)
     while not stopping.wait(0.5):
         if parent is not None and os.getppid() != parent:
             log.warning("the gRPC parent process is gone, shutting down")
             break
     running.stop(GRACE_SECONDS)
-    log.info("gRPC server stopped")
+    log.log(level, "gRPC server stopped")
     return 0
 
 
@@ -161,9 +165,12 @@ class Supervisor:
         for _ in range(self.count):
             self.spawn()
         self.metrics_server = serve_process_metrics(
-            self.app.config["METRICS_PORT"], self.app.config["METRICS_HOST"], pids=self.server_pids
+            self.app.config["METRICS_PORT"],
+            self.app.config["METRICS_HOST"],
+            pids=self.server_pids,
+            families=GRPC_METRICS,
         )
-        log.info("gRPC server: %s processes on port %s", self.count, self.app.config["GRPC_PORT"])
+        log.info("gRPC server listening on port %s (%s processes)", self.app.config["GRPC_PORT"], self.count)
         while self.stop_signal is None:
             for pid, code in self.reap():
                 multiprocess.mark_process_dead(pid)

@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(QUEUE_NAMES))
     if unknown:
         parser.error(f"unknown queues: {', '.join(unknown)}")
-    serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
+    # Its own families only: no empty http_*, cache_* or grpc_* ones.
+    serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"], families=("rq_",))
     run_worker(app, names, burst=args.burst)
     return 0
 

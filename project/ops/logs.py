@@ -57,7 +57,8 @@ JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
-        record.trace_id = tracing.current_trace_id()
+        if tracing.state.enabled:  # off, lines stay as they were (no trace_id field)
+            record.trace_id = tracing.current_trace_id()
         return True
 
 

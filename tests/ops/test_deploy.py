@@ -404,6 +404,8 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
 
         worker_metrics = wait_for(worker_counted, what="job metrics on the worker's port")
         assert "process_cpu_seconds_total " in worker_metrics
+        for family in ("http_requests_total", "cache_requests_total", "grpc_server_handled_total"):
+            assert family not in worker_metrics, family  # families the worker never records
 
         # Each role's container healthcheck (healthcheck.py, the image's HEALTHCHECK) passes.
         for role in ("api", "grpc", "worker", "scheduler"):
