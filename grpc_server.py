@@ -41,7 +41,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from config import ConfigError, check_environment, get_config, refusing_bad_config, start_line
-from project import create_app
+from project import create_app, tracing
 from project.rpc.generated import auth_pb2
 from project.rpc.service import add_auth_service
 
@@ -50,6 +50,8 @@ from project.rpc.service import add_auth_service
 # the modules that do (project.metrics, the interceptor) are imported where they are used.
 
 log = logging.getLogger("grpc_server")
+# The metric families this process's /metrics serves (besides process_* and python_*).
+GRPC_METRICS = ("grpc_",)
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 # The unary checks (ValidateToken and health's Check) run on a pool of their own, of
@@ -99,7 +101,10 @@ def serve(
     checks = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc-check")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=OTHER_CALL_THREADS, thread_name_prefix="grpc"),
-        interceptors=[ObservabilityInterceptor(thread_pools=dict.fromkeys(CHECKED_CALLS, checks))],
+        interceptors=[
+            ObservabilityInterceptor(thread_pools=dict.fromkeys(CHECKED_CALLS, checks)),
+            *tracing.grpc_server_interceptors(),  # spans of the calls, when OTEL_* turn tracing on
+        ],
         # gRPC's default is SO_REUSEPORT on, with which a second server on a bound port starts
         # without an error and takes a share of the connections. Only the processes of one
         # supervisor share the port (it checked the port was free first: Supervisor.run).
@@ -145,13 +150,13 @@ def run_until_signalled(app: Flask, metrics: bool = True, parent: int | None = N
     if metrics:
         from project.metrics import serve_process_metrics
 
-        serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
+        serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"], families=GRPC_METRICS)
     while not stopping.wait(0.5):
         if parent is not None and os.getppid() != parent:
             log.warning("the gRPC parent process is gone, shutting down")
             break
     running.stop(GRACE_SECONDS)
-    log.info("gRPC server stopped")
+    log.log(level, "gRPC server stopped")
     return 0
 
 
@@ -178,7 +183,10 @@ class Supervisor:
         for _ in range(self.count):
             self.spawn()
         self.metrics_server = serve_process_metrics(
-            self.app.config["METRICS_PORT"], self.app.config["METRICS_HOST"], pids=self.server_pids
+            self.app.config["METRICS_PORT"],
+            self.app.config["METRICS_HOST"],
+            pids=self.server_pids,
+            families=GRPC_METRICS,
         )
         listen = f"{config['GRPC_HOST']}:{config['GRPC_PORT']}"
         threads = f"processes={self.count} threads={config['GRPC_MAX_WORKERS']}"

@@ -24,7 +24,7 @@ from flask import Flask
 from rq import SimpleWorker, worker_registration
 
 from config import refusing_bad_config, start_line
-from project import create_app
+from project import create_app, tracing
 from project.extensions import redis_client
 from project.jobs import QUEUE_NAMES, get_queue
 from project.metrics import record_job, serve_process_metrics
@@ -49,7 +49,8 @@ class AppWorker(SimpleWorker):
     def perform_job(self, job, queue):
         started = time.perf_counter()
         assert self.flask_app is not None, "run_worker() sets the app"
-        with self.flask_app.app_context():
+        # The job's span continues the trace that queued it (project.tracing; nothing when off).
+        with self.flask_app.app_context(), tracing.job_span(job.func_name, job.id, queue.name, job.meta):
             succeeded = super().perform_job(job, queue)
         record_job(job.func_name, queue.name, succeeded, time.perf_counter() - started)
         return succeeded
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown queues: {', '.join(unknown)}")
     log.info("%s", start_line("worker", metrics, f"processes=1 queues={','.join(names)}", app.config))
-    serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"])
+    # Its own families only: no empty http_*, cache_* or grpc_* ones.
+    serve_process_metrics(app.config["METRICS_PORT"], app.config["METRICS_HOST"], families=("rq_",))
     run_worker(app, names, burst=args.burst)
     return 0
 

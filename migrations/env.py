@@ -8,9 +8,13 @@ from flask import current_app
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# The app has set up logging already (JSON lines in production, project/ops/logs.py): alembic's
+# lines go through it like every other. alembic.ini's plain console logging is only for an
+# alembic run without the app.
+if "log_handler" in current_app.extensions:
+    logging.getLogger("alembic").setLevel(logging.INFO)
+else:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import check_production_config, database_url, get_config
+from project import tracing
 from project.database import register_sqlite_functions
 
 # One package per feature; each has routes.py with `blp`, may have cli.py with `commands`, and
@@ -33,12 +34,14 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
         check_production_config(app.config)
 
     derive_settings(app)
+    tracing.configure()  # before logging: log lines then carry the trace id
     register_input_checks(app)
     register_extensions(app)
     register_blueprints(app)
     register_observability(app)
     register_errorhandlers(app)
     register_commands(app)
+    tracing.instrument_app(app)
     # Wrapping wsgi_app is Flask's documented way to add middleware; its typing forbids it.
     app.wsgi_app = StripTrailingSlash(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXY_COUNT"]:

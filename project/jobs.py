@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from flask import after_this_request, current_app, has_request_context
 from rq import Queue, Retry
 
+from project import tracing
 from project.extensions import redis_client
 from project.redis_client import REDIS_ERRORS
 
@@ -69,16 +70,18 @@ def enqueue(
         _run_inline(job_id, func, args, kwargs)
         return EnqueuedJob(job_id, inline=True)
     try:
-        get_queue(queue).enqueue(
-            func,
-            *args,
-            job_id=job_id,
-            retry=Retry(max=retries, interval=list(backoff)) if retries else None,
-            job_timeout=timeout,
-            result_ttl=current_app.config["RQ_RESULT_TTL"] if result_ttl is None else result_ttl,
-            failure_ttl=7 * 24 * 3600,
-            **kwargs,
-        )
+        with tracing.enqueue_span(func.__name__, queue) as meta:
+            get_queue(queue).enqueue(
+                func,
+                *args,
+                job_id=job_id,
+                retry=Retry(max=retries, interval=list(backoff)) if retries else None,
+                job_timeout=timeout,
+                result_ttl=current_app.config["RQ_RESULT_TTL"] if result_ttl is None else result_ttl,
+                failure_ttl=7 * 24 * 3600,
+                **({"meta": meta} if meta else {}),
+                **kwargs,
+            )
     except REDIS_ERRORS as exc:
         log.error("could not enqueue %s on %s: %s", func.__name__, queue, exc.__class__.__name__)
         return None
@@ -98,9 +101,11 @@ _background: ThreadPoolExecutor | None = None
 def _run_after_response(job_id: str, func: Callable, args: tuple, kwargs: dict) -> None:
     """Hand the job to this process's background thread once the request's answer is made."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with tracing.enqueue_span(func.__name__, "inline") as meta:
+        pass  # the job's span continues this trace, as a worker's would
 
     def run() -> None:
-        with app.app_context():
+        with app.app_context(), tracing.job_span(func.__name__, job_id, "inline", meta):
             _run_inline(job_id, func, args, kwargs)
 
     @after_this_request

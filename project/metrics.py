@@ -149,19 +149,43 @@ def render() -> tuple[bytes, str]:
 
 
 def serve_process_metrics(
-    port: int | None, host: str = "0.0.0.0", pids: Pids | None = None
+    port: int | None,
+    host: str = "0.0.0.0",
+    pids: Pids | None = None,
+    families: tuple[str, ...] | None = None,
 ) -> WSGIServer | None:
     """A process outside gunicorn (worker, gRPC) serves its own /metrics on `port` (None: off).
 
     `pids`: this process supervises others that write to PROMETHEUS_MULTIPROC_DIR (the gRPC
-    parent): serve their sum, with `process_*` summed over these pids. Returns the server."""
+    parent): serve their sum, with `process_*` summed over these pids. `families`: the name
+    prefixes of the metrics this process records (`rq_`); the others, always empty here, are
+    left out (`process_*` and `python_*` always stay). Returns the server."""
     if not port:
         return None
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     registry = multiprocess_registry(multiproc_dir, pids) if pids is not None and multiproc_dir else REGISTRY
+    if families is not None:
+        registry = only_families(registry, (*families, "process_", "python_"))
     server, _thread = start_http_server(port, addr=host, registry=registry)
     log.info("metrics on http://%s:%s/metrics", host, port)
     return server
+
+
+class _Only:
+    """The metrics of `registry` whose names start with one of `prefixes`."""
+
+    def __init__(self, registry: CollectorRegistry, prefixes: tuple[str, ...]) -> None:
+        self.registry = registry
+        self.prefixes = prefixes
+
+    def collect(self) -> Iterable[Metric]:
+        return (metric for metric in self.registry.collect() if metric.name.startswith(self.prefixes))
+
+
+def only_families(registry: CollectorRegistry, prefixes: tuple[str, ...]) -> CollectorRegistry:
+    filtered = CollectorRegistry(auto_describe=False)
+    filtered.register(_Only(registry, prefixes))
+    return filtered
 
 
 class ServerProcessCollector:

@@ -292,3 +292,11 @@ def test_authentication_required(app, monkeypatch):
     response = app.test_client().get("/rq/")
     assert_error(response, 401, "authentication_required")
     assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_the_readme_lists_every_code():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [code for code in ERROR_CODES if f"| `{code}` |" not in readme]
+    assert missing == [], "README's Error codes table lacks these"

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from flask import Flask
 from pythonjsonlogger.json import JsonFormatter
 
+from project import tracing
+
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -29,6 +31,9 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 access_log = logging.getLogger("access")
 PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
+# With tracing on (project.tracing), lines also carry the trace id.
+PLAIN_FORMAT_TRACED = "%(asctime)s %(levelname)s [%(request_id)s trace=%(trace_id)s] %(name)s: %(message)s"
+JSON_FIELDS_TRACED = JSON_FIELDS + " %(trace_id)s"
 
 
 def iso_time(created: float) -> str:
@@ -52,6 +57,8 @@ JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        if tracing.state.enabled:  # off, lines stay as they were (no trace_id field)
+            record.trace_id = tracing.current_trace_id()
         return True
 
 
@@ -87,10 +94,13 @@ class RedactingFormatter(logging.Formatter):
 def build_handler(log_format: str, stream=None, redact_secrets: bool = False) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter: logging.Formatter
+    traced = tracing.state.enabled
     if log_format == "json":
-        formatter = JsonLineFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES)
+        formatter = JsonLineFormatter(
+            JSON_FIELDS_TRACED if traced else JSON_FIELDS, rename_fields=JSON_RENAMES
+        )
     else:
-        formatter = PlainFormatter(PLAIN_FORMAT)
+        formatter = PlainFormatter(PLAIN_FORMAT_TRACED if traced else PLAIN_FORMAT)
     if redact_secrets:
         formatter = RedactingFormatter(formatter)
     handler.setFormatter(formatter)

@@ -4,26 +4,31 @@ Health bodies keep their own shape on 503 too (`{"status": "down", "error"}`), s
 reads one format; they and /metrics are exempt from rate limits.
 """
 
-from flask import Response
+from flask import Response, jsonify
 from flask.views import MethodView
 
 from project import metrics
 from project.openapi import Blueprint
 from project.ops import health
-from project.ops.schemas import FullHealthSchema, HealthSchema
+from project.ops.schemas import FullHealthSchema, HealthDownSchema, HealthSchema, LivenessSchema
 
 # Exempt from rate limits (ops/__init__.py), so no 429 is documented.
 blp = Blueprint("ops", __name__, description="Health checks and metrics.", rate_limited=False)
 
 
-def _answer(result: dict) -> tuple[dict, int]:
-    return result, 503 if result["status"] == health.DOWN else 200
+def _answer(result: dict) -> dict | Response:
+    """200 through the response schema; 503 as it is (its own shape, HealthDownSchema)."""
+    if result["status"] != health.DOWN:
+        return result
+    response = jsonify(result)
+    response.status_code = 503
+    return response
 
 
 @blp.route("/health")
 class Liveness(MethodView):
     @blp.doc(operationId="getHealth")
-    @blp.response(200, HealthSchema)
+    @blp.response(200, LivenessSchema)
     def get(self):
         """Liveness: the process answers; no dependency is touched."""
         return {"status": "ok"}
@@ -33,7 +38,7 @@ class Liveness(MethodView):
 class DatabaseHealth(MethodView):
     @blp.doc(operationId="getDatabaseHealth")
     @blp.response(200, HealthSchema)
-    @blp.alt_response(503, schema=HealthSchema, description="The database is down.")
+    @blp.alt_response(503, schema=HealthDownSchema, description="The database is down.")
     def get(self):
         """Database: one round trip, with its latency."""
         return _answer(health.check_database())
@@ -43,7 +48,7 @@ class DatabaseHealth(MethodView):
 class CacheHealth(MethodView):
     @blp.doc(operationId="getCacheHealth")
     @blp.response(200, HealthSchema)
-    @blp.alt_response(503, schema=HealthSchema, description="Redis is down.")
+    @blp.alt_response(503, schema=HealthDownSchema, description="Redis is down.")
     def get(self):
         """Cache: a Redis PING, with its latency (in-process cache without REDIS_URL)."""
         return _answer(health.check_cache())

@@ -1,17 +1,32 @@
 from marshmallow import INCLUDE, Schema, fields
 
 
+class LivenessSchema(Schema):
+    """`GET /health`: `{"status": "ok"}`, nothing else."""
+
+    status = fields.String(required=True, metadata={"enum": ["ok"]})
+
+
 class HealthSchema(Schema):
-    """`{"status": "ok", "latency_ms": 1.2}` or `{"status": "down", "error": "..."}`."""
+    """A dependency answered: `{"status": "ok", "latency_ms": 1.2}`."""
 
     class Meta:
         unknown = INCLUDE
 
-    status = fields.String(required=True, metadata={"enum": ["ok", "down"]})
-    latency_ms = fields.Float()
-    error = fields.String()
-    backend = fields.String()
-    detail = fields.String()
+    status = fields.String(required=True, metadata={"enum": ["ok"]})
+    latency_ms = fields.Float(required=True)
+    backend = fields.String(metadata={"description": "Only without REDIS_URL: `in-process`."})
+    detail = fields.String(metadata={"description": "Only without REDIS_URL: why there is no Redis."})
+
+
+class HealthDownSchema(Schema):
+    """A dependency is down (503): `{"status": "down", "error": "..."}`."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    status = fields.String(required=True, metadata={"enum": ["down"]})
+    error = fields.String(required=True)
 
 
 class ComponentSchema(Schema):

