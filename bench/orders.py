@@ -17,6 +17,16 @@ workers, and the floor (bench/floor_app.py) under the same server and settings; 
 - floor: the same burst against the floor's POST route (a Flask route that parses the JSON
   and answers 202): the POST rate a Python WSGI app under this server reaches here.
 
+`--stack` instead measures the production-like stack of issue #29: the project under the
+shipped gunicorn.conf.py (two workers) with rate limits ON (RATE_LIMIT_DEFAULT high enough
+that nothing is refused: the limiter does all its work) and the access log at INFO, two RQ
+workers, the scheduler and the gRPC server all running; wrk (`-t2 -c16`, keep-alive, a Lua
+script cycling through the order bodies) POSTs for `--seconds`: post_rate = 202s / seconds,
+end_to_end = reserved orders / (last reserved_at - wrk's start); then `--rate` orders a
+second for `--light-seconds` (the p99 202 -> reserved). BENCH_APP_ROOT runs the app processes
+from another checkout (a "before" tree: `git archive <commit> | tar -x -C DIR`), the client
+side from this one. Writes bench/results/orders_stack.json (or --output).
+
 Everything runs on this machine at once with whatever else runs on it: compare ratios measured
 in the same run. Setup goes through the CLI and HTTP only. Environment: BENCH_DATABASE_URL
 (postgresql://postgres@127.0.0.1:5432/bench_orders_h10, created if missing, schema rebuilt),
@@ -49,6 +59,8 @@ import psycopg2
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+# The checkout the app processes run from (--stack may measure another one side by side).
+APP_ROOT = Path(os.environ.get("BENCH_APP_ROOT", str(ROOT)))
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_orders_h10")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 PORT = int(os.environ.get("BENCH_PORT", "21410"))
@@ -93,14 +105,14 @@ def prepare_database() -> None:
 
 def run_cli(*args: str) -> None:
     subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=ENV, check=True, capture_output=True
+        [str(BIN / "flask"), "--app", "wsgi", *args], cwd=APP_ROOT, env=ENV, check=True, capture_output=True
     )
 
 
 def start_gunicorn(app: str, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [str(BIN / "gunicorn"), app, "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
+        cwd=APP_ROOT if app == "wsgi:app" else ROOT,
         env={**ENV, "GUNICORN_BIND": f"127.0.0.1:{port}"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -157,7 +169,7 @@ def start_workers(n: int) -> list[subprocess.Popen]:
     procs = [
         subprocess.Popen(
             [sys.executable, "worker.py", "--queues", "stock"],
-            cwd=ROOT,
+            cwd=APP_ROOT,
             env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -318,6 +330,93 @@ def run_drain(port, headers, product_ids, workers, orders, clients) -> dict:
     return {"accepted_202": sent["codes"].count(202), **result}
 
 
+WRK_SCRIPT = """
+local bodies, n, i = {}, 0, 0
+for line in io.lines(os.getenv("BENCH_BODIES")) do n = n + 1; bodies[n] = line end
+request = function()
+    i = i + 1
+    return wrk.format("POST", nil, nil, bodies[(i % n) + 1])
+end
+"""
+
+
+def wrk_burst(port: int, headers: dict, payloads: list[dict], seconds: float, clients: int) -> dict:
+    """wrk POSTs the payloads in turn for `seconds` on `clients` keep-alive connections."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-orders-") as tmp:
+        script, lines = Path(tmp) / "post.lua", Path(tmp) / "bodies.jsonl"
+        script.write_text(WRK_SCRIPT)
+        lines.write_text("".join(json.dumps(body) + "\n" for body in payloads))
+        command = ["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "-s", str(script)]
+        for name, value in headers.items():
+            command += ["-H", f"{name}: {value}"]
+        sent_at = datetime.now(UTC)
+        out = subprocess.run(
+            [*command, f"http://127.0.0.1:{port}/api/v1/orders"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "BENCH_BODIES": str(lines)},
+        ).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    refused = int(errors.group(1)) if errors else 0
+    return {"sent_at": sent_at, "requests": total, "not_2xx": refused, "post_rate": round(total / seconds, 1)}
+
+
+def run_stack(args) -> dict:
+    """Issue #29's stack: rate limits on, access log at INFO, 2 RQ workers, scheduler, gRPC."""
+    ENV.update({"RATELIMIT_ENABLED": "true", "RATE_LIMIT_DEFAULT": "1000000/minute", "LOG_LEVEL": "INFO"})
+    prepare_database()
+    server = start_gunicorn("wsgi:app", PORT)
+    extras = [
+        subprocess.Popen(
+            [sys.executable, *command],
+            cwd=APP_ROOT,
+            env={**ENV, "GRPC_PORT": str(PORT + 2)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for command in (["worker.py", "--scheduler"], ["grpc_server.py"])
+    ]
+    load_before = os.getloadavg()[0]
+    try:
+        headers, product_ids = setup_catalogue(PORT)
+        reset(stock=1_000_000)
+        workers = start_workers(2)
+        try:
+            sent = wrk_burst(PORT, headers, bodies(product_ids, 5000, 2), args.seconds, args.clients)
+            [(stored,)] = sql("SELECT count(*) FROM orders", fetch=True)
+            wait_settled(stored)
+            burst_result = {**{k: v for k, v in sent.items() if k != "sent_at"}, **summarize(sent["sent_at"])}
+            reset(stock=1_000_000)
+            count = int(args.rate * args.light_seconds)
+            codes = paced(PORT, headers, bodies(product_ids, count, 52), args.rate)
+            wait_settled(count)
+            light = summarize(None)
+            del light["seconds"], light["orders_per_second"]
+        finally:
+            stop(workers)
+    finally:
+        stop([server, *extras])
+    return {
+        "benchmark": "orders end to end on issue #29's stack: POST /orders (wrk) -> reserved",
+        "app_root": str(APP_ROOT),
+        "server": "gunicorn -c gunicorn.conf.py, GUNICORN_WORKERS=2, APP_ENV=production, "
+        "RATELIMIT_ENABLED=true (1000000/minute: nothing refused), LOG_LEVEL=INFO",
+        "stack": "2 RQ workers (stock queue), the scheduler, the gRPC server",
+        "client": f"wrk -t2 -c{args.clients} -d{args.seconds:g}s, keep-alive, 1-3 items per order",
+        "latency_source": "database timestamps: reserved_at - created_at",
+        "cpu_count": os.cpu_count(),
+        "loadavg_1m_before": round(load_before, 2),
+        "burst": burst_result,
+        "light": {"rate": args.rate, "orders": count, "accepted_202": codes.count(202), **light},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="2,4")
@@ -325,8 +424,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rate", type=float, default=20)
     parser.add_argument("--light-seconds", type=float, default=10)
-    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "orders.json"))
+    parser.add_argument("--stack", action="store_true", help="issue #29's stack, wrk as the client")
+    parser.add_argument("--seconds", type=float, default=10, help="--stack: wrk's duration")
+    parser.add_argument("--output", default=None)
     args = parser.parse_args()
+    if args.stack:
+        out = run_stack(args)
+        path = Path(args.output or ROOT / "bench" / "results" / "orders_stack.json")
+        path.write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out, indent=2), f"wrote {path}", sep="\n")
+        return
+    args.output = args.output or str(ROOT / "bench" / "results" / "orders.json")
 
     prepare_database()
     servers = [start_gunicorn("wsgi:app", PORT), start_gunicorn("bench.floor_app:app", PORT + 1)]

@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import check_production_config, database_url, get_config
 from project import tracing
 from project.database import register_sqlite_functions
+from project.rate_limits import ONE_TRIP
 
 # One package per feature; each has routes.py with `blp`, may have cli.py with `commands`, and
 # may define `init_app(app)` in its __init__.py to fill the hooks of the features below it.
@@ -69,6 +70,8 @@ def derive_settings(app: Flask) -> None:
     # the URI only picks limits' Redis storage, so Sentinel and TLS URLs need no second parser.
     config.setdefault("RATELIMIT_STORAGE_URI", "redis://" if real_redis else "memory://")
     config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # One Redis round trip per limited request, headers included (project/rate_limits.py).
+    config.setdefault("RATELIMIT_STRATEGY", ONE_TRIP)
     # A Redis outage must not take the API down with it: limits fall back to memory.
     config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
