@@ -156,7 +156,8 @@ def run_until_signalled(app: Flask, metrics: bool = True, parent: int | None = N
             log.warning("the gRPC parent process is gone, shutting down")
             break
     running.stop(GRACE_SECONDS)
-    log.log(level, "gRPC server stopped")
+    # Under the supervisor (parent given) it says "stopped" once for all of them.
+    log.log(logging.INFO if parent is None else logging.DEBUG, "gRPC server stopped")
     return 0
 
 
