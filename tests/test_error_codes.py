@@ -29,6 +29,23 @@ def test_the_catalogue_names_every_default_code_and_is_the_openapi_enum(client):
     assert ErrorSchema  # the one schema the document names
 
 
+def test_the_proxy_and_gunicorn_answer_only_catalogued_codes():
+    """nginx's own errors (deploy/nginx) and gunicorn's refusals (gunicorn.conf.py) use codes of
+    the one catalogue; what each answers is tested for real in tests/topology/test_edge_proxy.py."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    template = (root / "deploy" / "nginx" / "templates" / "api.conf.template").read_text()
+    proxy_codes = set(re.findall(r'"error": "([a-z_]+)"', template))
+    proxy_only = {"request_timeout", "uri_too_long", "headers_too_large", "bad_gateway", "gateway_timeout"}
+    assert proxy_only <= proxy_codes
+    gunicorn_conf = (root / "gunicorn.conf.py").read_text()
+    gunicorn_codes = set(re.findall(r'\d{3}: "([a-z_]+)"', gunicorn_conf))
+    assert gunicorn_codes, "gunicorn.conf.py names no codes"
+    assert proxy_codes | gunicorn_codes <= set(ERROR_CODES)
+
+
 # --- the token endpoints: RFC 6749 5.2 --------------------------------------------------------
 
 
