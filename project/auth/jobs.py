@@ -1,6 +1,6 @@
-"""Auth's jobs. Email jobs (queue "email") receive a user id and create their token
-themselves, so no secret ever sits in Redis; an SMTP failure raises, and RQ retries with
-backoff. `prune_login_failures` runs hourly (project/schedule.py)."""
+"""Auth's jobs. Email jobs (queue "email") receive a user id (a reset request: the email's
+key) and create their token themselves, so no secret ever sits in Redis; an SMTP failure
+raises, and RQ retries with backoff. `prune_login_failures` runs hourly (project/schedule.py)."""
 
 from __future__ import annotations
 
@@ -95,18 +95,19 @@ def queue_password_reset_email(user_id: int) -> EnqueuedJob | None:
     return job
 
 
-def request_password_reset(email_key: str) -> bool:
+def request_password_reset(key: str) -> bool:
     """`POST /password/forgot`, in the background: the account is looked up here, so the
     request does the same work whether or not it exists. Sends through its own job (with
     the email retries), so a retry never counts toward MAIL_RATE_LIMIT twice."""
     from project.auth.service import request_password_reset as lookup
 
-    user_id = lookup(email_key)
+    user_id = lookup(key)
     return user_id is not None and queue_password_reset_email(user_id) is not None
 
 
-def queue_password_reset_request(email_key: str) -> EnqueuedJob | None:
-    job = enqueue("email", request_password_reset, email_key)
+def queue_password_reset_request(key: str) -> EnqueuedJob | None:
+    """Queue `request_password_reset` for an email's key (`users.models.email_key`)."""
+    job = enqueue("email", request_password_reset, key)
     if job is None:
         log.error("password reset request not queued (Redis down)")
     return job

@@ -172,10 +172,10 @@ def forgot_password(email: str) -> None:
     queue_password_reset_request(email_key(email))
 
 
-def request_password_reset(email_key: str) -> int | None:
-    """The job's side of `forgot_password`: the id of the active account with this email
+def request_password_reset(key: str) -> int | None:
+    """The job's side of `forgot_password`: the id of the active account with this email key
     whose reset mail fits MAIL_RATE_LIMIT (counted, committed), else None (nothing sent)."""
-    user = db.session.scalar(select(User).where(User.email_key == email_key))
+    user = db.session.scalar(select(User).where(User.email_key == key))
     if user is None or not user.is_active or limits.reserve_mails(user.id, [user.email]) is not None:
         db.session.rollback()
         return None
