@@ -116,6 +116,10 @@ class Config:
     DB_MAX_OVERFLOW = env_int("DB_MAX_OVERFLOW", 10)
     # Unset: cache, rate limits and jobs run inside the one process.
     REDIS_URL = env_str("REDIS_URL")
+    # Seconds a Redis command keeps retrying a failed connection (a failover's switch): short
+    # in web processes, longer in workers and the scheduler (project/redis_client.py).
+    REDIS_RETRY_SECONDS = float(env_str("REDIS_RETRY_SECONDS", "1"))
+    REDIS_BACKGROUND_RETRY_SECONDS = float(env_str("REDIS_BACKGROUND_RETRY_SECONDS", "15"))
 
     ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 30)
     REFRESH_TOKEN_EXPIRE_DAYS = env_int("REFRESH_TOKEN_EXPIRE_DAYS", 7)

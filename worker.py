@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="is this host's worker live? (exit 0/1)")
     args = parser.parse_args(argv)
 
+    # Background: its Redis client rides through a failover longer than a web request may wait.
     with refusing_bad_config():
-        app = create_app()
+        app = create_app(overrides={"REDIS_BACKGROUND": True})
     if app.extensions.get("redis") is None:
         log.error("REDIS_URL is not set: without Redis, jobs run inline in the web process")
         return 2

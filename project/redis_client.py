@@ -25,7 +25,9 @@ from urllib.parse import unquote, urlsplit
 import redis
 import redis.sentinel
 from flask import Flask, current_app
+from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
+from redis.retry import Retry
 
 # Short timeouts: a Redis that hangs must turn into a clear error, not a stuck request.
 SOCKET_TIMEOUT_SECONDS = 2.0
@@ -47,7 +49,10 @@ REDIS_ERRORS = (
 class RedisClient:
     def init_app(self, app: Flask) -> None:
         url = app.config.get("REDIS_URL")
-        client = app.extensions["redis"] = connect(url) if url else None
+        retry_seconds = float(app.config.get("REDIS_RETRY_SECONDS", DEFAULT_RETRY_SECONDS))
+        if app.config.get("REDIS_BACKGROUND"):  # a worker or the scheduler (worker.py)
+            retry_seconds = float(app.config.get("REDIS_BACKGROUND_RETRY_SECONDS", retry_seconds))
+        client = app.extensions["redis"] = connect(url, retry_seconds) if url else None
         real = client is not None and not type(client).__module__.startswith("fakeredis")
         app.extensions["redis_hot_line"] = HotLine(client) if client is not None and real else None
 
@@ -75,17 +80,35 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
     "health_check_interval": 30,
 }
+# How long a command keeps trying when the connection fails (refused, reset, a demoted master
+# under Sentinel, no master named yet): a Sentinel failover's switch takes about a second
+# once the sentinels agree. Web processes keep it short (a request must not wait long on a
+# Redis that is gone); background processes may ride through a longer failover. A timeout
+# is never retried: a hung Redis already cost SOCKET_TIMEOUT_SECONDS.
+DEFAULT_RETRY_SECONDS = 1.0
 
 
-def connect(url: str) -> redis.Redis:
+def retry_policy(seconds: float) -> Retry:
+    """Retries with exponential backoff (0.1 s doubling, at most 0.5 s apart) adding up to
+    about `seconds`, on connection errors only."""
+    backoff = ExponentialBackoff(cap=0.5, base=0.05)
+    retries, waited = 0, 0.0
+    while waited < seconds:
+        retries += 1
+        waited += backoff.compute(retries)
+    return Retry(backoff, retries, supported_errors=(redis.exceptions.ConnectionError,))
+
+
+def connect(url: str, retry_seconds: float = DEFAULT_RETRY_SECONDS) -> redis.Redis:
     """A client for `url` (see the module's docstring for the forms)."""
     if url.startswith("fakeredis://"):
         import fakeredis  # test-only dependency
 
         return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    options = {**CLIENT_OPTIONS, "retry": retry_policy(retry_seconds)}
     if url.startswith(SENTINEL_SCHEME + "://"):
-        return _sentinel_master(url)
-    return redis.Redis.from_url(url, **CLIENT_OPTIONS)
+        return _sentinel_master(url, options)
+    return redis.Redis.from_url(url, **options)
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
@@ -122,14 +145,14 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
     return sentinels, path[0], options
 
 
-def _sentinel_master(url: str) -> redis.Redis:
+def _sentinel_master(url: str, client_options: dict[str, Any]) -> redis.Redis:
     """A client of the service's master: each new connection asks the sentinels where the
     master is, and a connection that meets a demoted master (READONLY) is dropped, so the
     next command (redis-py retries it) goes to the new one."""
     sentinels, service, options = parse_sentinel_url(url)
     timeouts = {key: CLIENT_OPTIONS[key] for key in ("socket_timeout", "socket_connect_timeout")}
     manager = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=timeouts)
-    return manager.master_for(service, **{**CLIENT_OPTIONS, **options})
+    return manager.master_for(service, **{**client_options, **options})
 
 
 class HotLine(threading.local):

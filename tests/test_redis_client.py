@@ -163,3 +163,39 @@ def test_a_demoted_master_serves_from_the_database_and_never_the_old_data(
         for made in apps:
             with made.app_context():
                 db.engine.dispose()
+
+
+def test_connection_errors_are_retried_for_a_bounded_while_timeouts_never():
+    """A failover's switch is ridden through (connection errors, READONLY under Sentinel, no
+    master named yet), for about REDIS_RETRY_SECONDS; a hung Redis is not waited on twice."""
+    from project.redis_client import retry_policy
+
+    web, background = retry_policy(1.0), retry_policy(15.0)
+    assert 0 < web.get_retries() < background.get_retries()
+    waited = sum(web._backoff.compute(n) for n in range(1, web.get_retries() + 1))
+    assert 1.0 <= waited < 1.6
+    for url in ("redis://127.0.0.1:1/0", "redis+sentinel://127.0.0.1:1/mymaster/0"):
+        kwargs = connect(url, 15.0).connection_pool.connection_kwargs
+        assert kwargs["retry"].get_retries() == background.get_retries()
+        assert kwargs["retry"]._supported_errors == (redis.exceptions.ConnectionError,)
+    assert retry_policy(0).get_retries() == 0
+
+
+def test_workers_and_the_scheduler_get_the_longer_retry(database_url):
+    web = create_app(
+        app_env="testing",
+        overrides={"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    background = create_app(
+        app_env="testing",
+        overrides={
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "REDIS_BACKGROUND": True,
+        },
+    )
+    retries = [
+        made.extensions["redis"].connection_pool.connection_kwargs["retry"].get_retries()
+        for made in (web, background)
+    ]
+    assert retries[0] < retries[1]

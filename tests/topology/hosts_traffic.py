@@ -165,8 +165,11 @@ class Traffic:
             self.sent += 1
             code = answer.status_code if answer is not None else "timeout"
             self.statuses[code] += 1
-            if answer is not None and answer.status_code >= 500 and len(self.failures) < 20:
-                self.failures.append(f"{what}: {answer.status_code} {answer.text[:200]}")
+            if answer is not None and answer.status_code >= 500:
+                # A 500 (or another unexpected 5xx) first, so an assertion message shows it.
+                place = len(self.failures) if answer.status_code == 503 else 0
+                if answer.status_code != 503 or len(self.failures) < 20:
+                    self.failures.insert(place, f"{what}: {answer.status_code} {answer.text[:200]}")
             if answer is not None and answer.status_code >= 500 and answer.status_code != 500:
                 assert answer.json()["code"] == answer.status_code, answer.text  # the error shape
 
