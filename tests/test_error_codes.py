@@ -317,3 +317,25 @@ def test_the_readme_lists_every_code():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [code for code in ERROR_CODES if f"| `{code}` |" not in readme]
     assert missing == [], "README's Error codes table lacks these"
+
+
+def test_server_error_on_a_token_endpoint(client, monkeypatch):
+    from project.auth import service
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "login", broken)
+    body = assert_error(client.post(f"{AUTH}/login", json={"email": "a@example.com", "password": "x"}), 500)
+    assert body["error"] == "server_error" and body["error_description"]
+
+
+def test_conflict_is_the_code_of_a_409_no_domain_error_named(app):
+    """A 409 from werkzeug (no route raises one today) still carries a code from the list."""
+    from werkzeug.exceptions import Conflict
+
+    def clash():
+        raise Conflict()
+
+    app.add_url_rule("/api/v1/test-clash", "test_clash", clash)
+    assert_error(app.test_client().get("/api/v1/test-clash"), 409, "conflict")

@@ -123,3 +123,21 @@ def test_the_standard_variables_turn_it_on(monkeypatch, env, wanted):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert tracing.wanted() is wanted
+
+
+def test_the_grpc_server_traces_its_calls(app, memory_exporter):
+    import grpc
+
+    import grpc_server
+    from project.rpc.generated import auth_pb2, auth_pb2_grpc
+
+    running = grpc_server.serve(0, app, host="127.0.0.1")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = auth_pb2_grpc.AuthServiceStub(channel)
+            reply = stub.ValidateToken(auth_pb2.ValidateTokenRequest(token="not.a.token"), timeout=10)
+    finally:
+        running.stop(1)
+    assert not reply.valid
+    calls = [s for s in memory_exporter.get_finished_spans() if s.name == "/auth.AuthService/ValidateToken"]
+    assert len(calls) == 1 and calls[0].kind == SpanKind.SERVER
