@@ -13,18 +13,29 @@ from typing import Any
 
 import redis
 from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-# Short timeouts: a Redis that hangs must turn into a clear error, not a stuck request.
-SOCKET_TIMEOUT_SECONDS = 2.0
-CONNECT_TIMEOUT_SECONDS = 1.0
+from project.breaker import CircuitBreaker
+
+# Defaults of REDIS_TIMEOUT_SECONDS and REDIS_BREAKER_SECONDS (config.py), for callers without
+# an app: a Redis that hangs must turn into a clear error, not a stuck request.
+TIMEOUT_SECONDS = 1.0
+BREAKER_SECONDS = 5.0
 
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class CircuitOpen(redis.exceptions.ConnectionError):
+    """Redis failed moments ago in this process: refused without a round trip (a
+    ConnectionError, so every caller's fallback for an unreachable Redis applies)."""
 
 
 class RedisClient:
     def init_app(self, app: Flask) -> None:
         url = app.config.get("REDIS_URL")
-        client = app.extensions["redis"] = connect(url) if url else None
+        timeouts = (app.config["REDIS_TIMEOUT_SECONDS"], app.config["REDIS_BREAKER_SECONDS"])
+        client = app.extensions["redis"] = connect(url, *timeouts) if url else None
         app.extensions["redis_hot_line"] = HotLine(client) if type(client) is redis.Redis else None
 
     @property
@@ -46,17 +57,79 @@ class RedisClient:
         return self.client is not None
 
 
-def connect(url: str) -> redis.Redis:
+def connect(
+    url: str, timeout: float = TIMEOUT_SECONDS, breaker_seconds: float = BREAKER_SECONDS
+) -> redis.Redis:
     if url.startswith("fakeredis://"):
         import fakeredis  # test-only dependency
 
         return fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        health_check_interval=30,
-    )
+    client = redis.Redis.from_url(url, **client_options(timeout))
+    return guard(client, CircuitBreaker(breaker_seconds))
+
+
+def client_options(timeout: float) -> dict[str, Any]:
+    """What every client to our Redis is built with (the limiter's storage included).
+
+    One timeout for connecting and for every answer. One immediate retry, on a connection
+    error only: a pooled connection that Redis closed (a restart) is replaced at once, while a
+    timeout is not paid twice. (redis-py's default retries 10 times with backoff, which turned
+    a hung Redis into a request held for many timeouts.)
+    """
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+    }
+
+
+def guard(client: redis.Redis, breaker: CircuitBreaker) -> redis.Redis:
+    """Put `breaker` in front of every connection of `client`'s pool (commands, pipelines,
+    the HotLine, RQ, the limiter when it shares the pool), whatever the connection class the
+    URL chose (plain, TLS, Sentinel-managed)."""
+    pool = client.connection_pool
+    base = pool.connection_class
+    pool.connection_class = type(f"Guarded{base.__name__}", (GuardedConnection, base), {"breaker": breaker})
+    pool.breaker = breaker  # type: ignore[attr-defined]
+    return client
+
+
+class GuardedConnection:
+    """Mixin for a redis-py connection class: refuses to send while the breaker is open; a
+    timeout or a failed connect opens it; any answer closes it. A connection Redis closed
+    (a restart) does not count: the retry reconnects, and only a failed connect counts."""
+
+    breaker: CircuitBreaker
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse_while_open()
+        try:
+            return super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        except REDIS_ERRORS:
+            self.breaker.failure()
+            raise
+
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse_while_open()
+        try:
+            return super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+        except redis.exceptions.TimeoutError:
+            self.breaker.failure()
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except redis.exceptions.TimeoutError:
+            self.breaker.failure()
+            raise
+        self.breaker.success()
+        return response
+
+    def _refuse_while_open(self) -> None:
+        if not self.breaker.allow():
+            raise CircuitOpen("Redis failed moments ago; not tried again until the breaker closes")
 
 
 class HotLine(threading.local):

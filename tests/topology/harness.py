@@ -7,6 +7,7 @@ happened. Nothing here touches the machine's shared PostgreSQL (5432) or Redis (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -96,10 +97,8 @@ class Service:
 
     def signal(self, sig: int) -> None:
         if self.alive():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def pause(self) -> None:
         self.signal(signal.SIGSTOP)
@@ -208,7 +207,16 @@ class Topology:
         if data is None:
             data = self.postgres_dir(f"{name}-data")
             initdb = subprocess.run(
-                [postgres_bin("initdb"), "-D", str(data / "db"), "-U", "postgres", "-A", "trust", "--no-sync"],
+                [
+                    postgres_bin("initdb"),
+                    "-D",
+                    str(data / "db"),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                ],
                 capture_output=True,
                 text=True,
                 user="postgres",
@@ -221,7 +229,17 @@ class Topology:
                 handle.write("wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n" + conf)
             with open(data / "pg_hba.conf", "a") as handle:
                 handle.write("host replication all 127.0.0.1/32 trust\n")
-        argv = [postgres_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(data), "-h", "127.0.0.1"]
+        argv = [
+            postgres_bin("postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(data),
+            "-h",
+            "127.0.0.1",
+        ]
         service = self.start(name, argv, port=port, user="postgres")
         deadline = time.monotonic() + 30
         while subprocess.run(
