@@ -139,10 +139,11 @@ def run_worker(app, queue_names: list[str], burst: bool = False) -> bool:
     AppWorker.flask_app = app
     wait = RECONNECT_BACKOFF_SECONDS[0]
     while True:
-        with app.app_context():
-            queues = [get_queue(name) for name in queue_names]
-            worker = AppWorker(queues, connection=redis_client.client, name=heartbeats.worker_name())
+        worker: AppWorker | None = None
         try:
+            with app.app_context():  # building one talks to Redis too (CLIENT SETNAME)
+                queues = [get_queue(name) for name in queue_names]
+                worker = AppWorker(queues, connection=redis_client.client, name=heartbeats.worker_name())
             worked = worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
             if burst or worker._stop_requested or worker._shutdown_requested_date:
                 return worked
@@ -150,14 +151,14 @@ def run_worker(app, queue_names: list[str], burst: bool = False) -> bool:
         except StopRequested:
             return False
         except REDIS_ERRORS as exc:
-            log.error("worker %s lost Redis (%s); reconnecting", worker.name, exc.__class__.__name__)
+            log.error("worker lost Redis (%s); reconnecting", exc.__class__.__name__)
         try:
-            wait = _wait_for_redis(worker, wait)
+            wait = _wait_for_redis(app.extensions["redis"], worker.name if worker else None, wait)
         except StopRequested:  # SIGTERM while waiting: RQ's handler is still installed
             return False
 
 
-def _wait_for_redis(worker: AppWorker, wait: float) -> float:
+def _wait_for_redis(client, lost_name: str | None, wait: float) -> float:
     """Sleep with a doubling backoff until Redis answers; forget the lost worker's heartbeat,
     so /health/full counts only the new one. Returns the next wait to use."""
     first, cap = RECONNECT_BACKOFF_SECONDS
@@ -165,11 +166,12 @@ def _wait_for_redis(worker: AppWorker, wait: float) -> float:
         time.sleep(wait)
         wait = min(wait * 2, cap)
         try:
-            worker.connection.ping()
+            client.ping()
         except REDIS_ERRORS:
             continue
-        with contextlib.suppress(*REDIS_ERRORS):
-            heartbeats.forget(worker.connection, worker.name)
+        if lost_name is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                heartbeats.forget(client, lost_name)
         return first
 
 
