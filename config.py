@@ -116,6 +116,11 @@ class Config:
     DB_MAX_OVERFLOW = env_int("DB_MAX_OVERFLOW", 10)
     # Unset: cache, rate limits and jobs run inside the one process.
     REDIS_URL = env_str("REDIS_URL")
+    # Every Redis client's connect and read timeout (the limiter's too), and how long a process
+    # then skips Redis before trying again (project/breaker.py): a hung Redis costs each
+    # process one timeout per window, not one per request.
+    REDIS_TIMEOUT_SECONDS = float(env_str("REDIS_TIMEOUT_SECONDS", "1"))
+    REDIS_BREAKER_SECONDS = float(env_str("REDIS_BREAKER_SECONDS", "5"))
     # Seconds a Redis command keeps retrying a failed connection (a failover's switch): short
     # in web processes, longer in workers and the scheduler (project/redis_client.py).
     REDIS_RETRY_SECONDS = float(env_str("REDIS_RETRY_SECONDS", "1"))
@@ -143,10 +148,12 @@ class Config:
     # A posts upstream path that failed is not asked again for this long (project/http.py Circuits).
     UPSTREAM_CIRCUIT_SECONDS = env_int("UPSTREAM_CIRCUIT_SECONDS", 5)
     RESERVATION_TTL_MINUTES = env_int("RESERVATION_TTL_MINUTES", 15)
-    # A pending order older than this with no live RQ job is queued again (a lost job).
-    ORDERS_REQUEUE_AFTER_SECONDS = env_int("ORDERS_REQUEUE_AFTER_SECONDS", 60)
+    # A pending order older than this with no drain on its way is drained by the safety net
+    # (a lost job, or a drain flag a Redis hang left set with nothing queued): seconds, so
+    # orders settle within seconds of Redis answering again.
+    ORDERS_REQUEUE_AFTER_SECONDS = env_int("ORDERS_REQUEUE_AFTER_SECONDS", 5)
     # How often the scheduler runs that safety net, and how long one reservation may run.
-    ORDERS_RECOVERY_INTERVAL_SECONDS = env_int("ORDERS_RECOVERY_INTERVAL_SECONDS", 60)
+    ORDERS_RECOVERY_INTERVAL_SECONDS = env_int("ORDERS_RECOVERY_INTERVAL_SECONDS", 5)
     ORDERS_RESERVE_TIMEOUT_SECONDS = env_int("ORDERS_RESERVE_TIMEOUT_SECONDS", 30)
     # The scheduler's pass: periodic jobs and RQ retries due run at most this late.
     SCHEDULER_INTERVAL_SECONDS = env_int("SCHEDULER_INTERVAL_SECONDS", 1)
@@ -154,6 +161,9 @@ class Config:
     RQ_RESULT_TTL = 3600  # seconds a finished job's result is kept
     # A worker silent this long (killed, crashed, host gone) is not live (/health/full).
     WORKER_HEARTBEAT_TTL_SECONDS = env_int("WORKER_HEARTBEAT_TTL_SECONDS", 90)
+    # A running job's lease, renewed every few seconds by its worker: a job whose worker died
+    # (SIGKILL, lost host) counts as abandoned this long after the last renewal (worker.py).
+    JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 10)
 
     MAIL_SERVER = env_str("MAIL_SERVER")
     MAIL_PORT = env_int("MAIL_PORT", 25)

@@ -18,10 +18,12 @@ import contextlib
 import logging
 import socket
 import sys
+import threading
 import time
 
 from flask import Flask
 from rq import SimpleWorker, worker_registration
+from rq.exceptions import StopRequested
 
 from config import refusing_bad_config, start_line
 from project import create_app, tracing
@@ -35,23 +37,35 @@ from project.schedule import AppScheduler, register_periodic_jobs
 log = logging.getLogger("worker")
 
 
-# How long past its timeout a job may still be marked running before RQ counts it abandoned.
-ABANDONED_AFTER_TIMEOUT_SECONDS = 10
+# Waits between tries to reach Redis again after losing it: doubling from the first, capped.
+RECONNECT_BACKOFF_SECONDS = (1.0, 5.0)
 
 
 class AppWorker(SimpleWorker):
     """Runs jobs in this process (no fork per job: no pooled DB connection shared across a
-    fork, and no fork cost per job), each inside its own app context."""
+    fork, and no fork cost per job), each inside its own app context.
+
+    While a job runs, a thread renews its lease (its entry in the queue's started registry)
+    every few seconds, for JOB_LEASE_SECONDS: a job whose worker was killed counts as abandoned
+    that long after the last renewal, and the scheduler's sweep retries it (project/schedule.py).
+    """
 
     flask_app: Flask | None = None  # set by run_worker before the worker starts
     _heartbeat: heartbeats.Heartbeat | None = None
+    # RQ's idle loop waits up to a minute between tries to reach a lost Redis; a few seconds
+    # here, so work resumes soon after Redis does.
+    max_connection_wait_time = RECONNECT_BACKOFF_SECONDS[1]
 
     def perform_job(self, job, queue):
         started = time.perf_counter()
         assert self.flask_app is not None, "run_worker() sets the app"
-        # The job's span continues the trace that queued it (project.tracing; nothing when off).
-        with self.flask_app.app_context(), tracing.job_span(job.func_name, job.id, queue.name, job.meta):
-            succeeded = super().perform_job(job, queue)
+        lease = JobLease(self, job).start()
+        try:
+            # The job's span continues the trace that queued it (project.tracing; nothing when off).
+            with self.flask_app.app_context(), tracing.job_span(job.func_name, job.id, queue.name, job.meta):
+                succeeded = super().perform_job(job, queue)
+        finally:
+            lease.stop()
         record_job(job.func_name, queue.name, succeeded, time.perf_counter() - started)
         return succeeded
 
@@ -81,21 +95,86 @@ class AppWorker(SimpleWorker):
         super().register_death()
 
     def get_heartbeat_ttl(self, job) -> int:
-        """How long the job stays in the started registry without a heartbeat (this worker
-        sends none while a job runs). RQ's default adds 60 s to the timeout; a job whose
-        worker was killed thus waits a minute longer than it must before it is retried.
-        The timeout ends a live job (SIGALRM), so a few seconds past it means a dead worker."""
-        if job.timeout is None or job.timeout < 0:
-            return super().get_heartbeat_ttl(job)
-        return int(job.timeout) + ABANDONED_AFTER_TIMEOUT_SECONDS
+        """How long the job stays in the started registry without a renewal: its lease. RQ's
+        default (the job's timeout + 60 s) left a killed worker's job waiting minutes."""
+        assert self.flask_app is not None, "run_worker() sets the app"
+        return int(self.flask_app.config["JOB_LEASE_SECONDS"])
+
+
+class JobLease:
+    """Renews a running job's lease from a thread, three times per lease."""
+
+    def __init__(self, worker: AppWorker, job) -> None:
+        self.worker, self.job = worker, job
+        self.execution = worker.execution  # set by prepare_execution(), before perform_job()
+        self.ttl = worker.get_heartbeat_ttl(job)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-lease", daemon=True)
+
+    def start(self) -> JobLease:
+        if self.execution is not None:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        assert self.execution is not None, "started only with an execution"
+        while not self._stopped.wait(self.ttl / 3):
+            try:
+                with self.worker.connection.pipeline() as pipe:
+                    self.worker.heartbeat(self.ttl + 60, pipeline=pipe)
+                    self.execution.heartbeat(self.job.started_job_registry, self.ttl, pipeline=pipe)
+                    pipe.execute()
+            except REDIS_ERRORS as exc:  # the job goes on; Redis may answer before the lease ends
+                log.warning("job %s: lease not renewed (%s)", self.job.id, exc.__class__.__name__)
 
 
 def run_worker(app, queue_names: list[str], burst: bool = False) -> bool:
+    """Work until asked to stop, outliving Redis: a worker that lost Redis (idle, or mid-job:
+    RQ then quits its loop, and its own clean-up raises too) is replaced by a new one, with a
+    new name, once Redis answers again. The job it was running is retried when its lease runs
+    out (or, if Redis lost its data, its orders are found by the safety net)."""
     AppWorker.flask_app = app
-    with app.app_context():
-        queues = [get_queue(name) for name in queue_names]
-        worker = AppWorker(queues, connection=redis_client.client, name=heartbeats.worker_name())
-    return worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
+    wait = RECONNECT_BACKOFF_SECONDS[0]
+    while True:
+        worker: AppWorker | None = None
+        try:
+            with app.app_context():  # building one talks to Redis too (CLIENT SETNAME)
+                queues = [get_queue(name) for name in queue_names]
+                worker = AppWorker(queues, connection=redis_client.client, name=heartbeats.worker_name())
+            worked = worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
+            if burst or worker._stop_requested or worker._shutdown_requested_date:
+                return worked
+            log.error("worker %s stopped working (Redis lost?); a new one starts", worker.name)
+        except StopRequested:
+            return False
+        except REDIS_ERRORS as exc:
+            log.error("worker lost Redis (%s); reconnecting", exc.__class__.__name__)
+        try:
+            wait = _wait_for_redis(app.extensions["redis"], worker.name if worker else None, wait)
+        except StopRequested:  # SIGTERM while waiting: RQ's handler is still installed
+            return False
+
+
+def _wait_for_redis(client, lost_name: str | None, wait: float) -> float:
+    """Sleep with a doubling backoff until Redis answers; forget the lost worker's heartbeat,
+    so /health/full counts only the new one. Returns the next wait to use."""
+    first, cap = RECONNECT_BACKOFF_SECONDS
+    while True:
+        time.sleep(wait)
+        wait = min(wait * 2, cap)
+        try:
+            client.ping()
+        except REDIS_ERRORS:
+            continue
+        if lost_name is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                heartbeats.forget(client, lost_name)
+        return first
 
 
 def run_scheduler(app, interval: int | None = None, burst: bool = False) -> None:

@@ -38,6 +38,7 @@ def create_app(overrides: dict | None = None, app_env: str | None = None) -> Fla
     tracing.configure()  # before logging: log lines then carry the trace id
     register_input_checks(app)
     register_extensions(app)
+    register_error_guard(app)
     register_blueprints(app)
     register_observability(app)
     register_errorhandlers(app)
@@ -111,11 +112,28 @@ def register_extensions(app: Flask) -> None:
         cache.init_app(app, config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": app.extensions["redis"]})
     else:
         cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
-    client = app.extensions["redis"]
-    if client is not None and app.config["RATELIMIT_STORAGE_URI"] == "redis://":
-        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
+    share_redis_with_limiter(app)
     limiter.init_app(app)
     api.init_app(app)
+
+
+def register_error_guard(app: Flask) -> None:
+    """Innermost middleware (right around Flask), so the observer and the access line see the
+    guard's answer: nothing that escapes Flask reaches gunicorn (project/errors.py)."""
+    from project.errors import ErrorGuard
+
+    app.wsgi_app = ErrorGuard(app.wsgi_app)  # type: ignore[method-assign]
+
+
+def share_redis_with_limiter(app: Flask) -> None:
+    """The limiter counts in the app's own Redis through the app's own pool: one timeout, the
+    circuit breaker and any URL form (TLS, Sentinel) apply to it as to every other client,
+    instead of a client of its own built from the URL with no timeout at all."""
+    client = app.extensions["redis"]
+    # derive_settings says "redis://" for a real Redis: the pool decides where, the scheme
+    # picks the storage. Otherwise: no Redis, fakeredis, or a storage configured apart.
+    if client is not None and app.config["RATELIMIT_STORAGE_URI"] == "redis://":
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
 
 
 def register_blueprints(app: Flask) -> None:

@@ -10,6 +10,7 @@ Services raise the `AppError` subclasses below; routes never build error bodies 
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 
@@ -298,3 +299,77 @@ def register_error_handlers(app: Flask) -> None:
     def handle_unexpected(exc: Exception):
         log.exception("unhandled error")
         return error_response(500, "Internal server error.")
+
+
+# Stable kinds for the guard's answers (the `error` field of the contract's shape).
+GUARD_ERROR_KINDS = {503: "service_unavailable", 500: "internal_error"}
+
+
+def is_dependency_error(exc: BaseException) -> bool:
+    """A database or Redis that is down or dropped the connection: a 503, not a bug."""
+    if isinstance(exc, (OperationalError, *REDIS_ERRORS)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class ErrorGuard:
+    """WSGI middleware right around Flask: an exception that escapes Flask's own handlers (a
+    teardown function, such as the database session's rollback on a dead connection) becomes
+    the contract's error shape instead of gunicorn's HTML 500.
+
+    Flask calls `start_response` with the view's answer before its teardowns run, so the call
+    is held here and passed on only once Flask has returned: an error after it replaces the
+    answer cleanly (a second call with `exc_info` would do in gunicorn, but Werkzeug's test
+    client raises on it). The dependency errors say 503 (retry soon); anything else is a 500, logged.
+    """
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        held: list = []
+        started: list = []
+        request: list = []
+
+        def hold(status, headers, exc_info=None):
+            held[:] = [(status, headers, exc_info)]
+            # Flask drops its request from the environ when its context ends; the observer
+            # outside reads the URL rule from it, so it is put back for the deferred call.
+            request[:] = [environ.get("werkzeug.request")]
+
+            def write(data: bytes) -> None:  # the legacy write(): Flask never calls it
+                if not started:
+                    started.append(start_response(*held[0]))
+                started[0](data)
+
+            return write
+
+        try:
+            body = self.wsgi_app(environ, hold)
+        except Exception as exc:
+            if started:
+                raise  # a body was written already: nothing left to replace
+            if request:
+                environ["werkzeug.request"] = request[0]
+            return self._error(exc, start_response)
+        if held and not started:
+            environ["werkzeug.request"] = request[0]
+            start_response(*held[0])
+        return body
+
+    @staticmethod
+    def _error(exc: Exception, start_response) -> list[bytes]:
+        if is_dependency_error(exc):
+            code, message = 503, "A dependency is unavailable, try again later."
+            log.error("dependency failed outside the view: %s", exc.__class__.__name__)
+        else:
+            code, message = 500, "Internal server error."
+            log.exception("unhandled error outside the view")
+        status = HTTPStatus(code)
+        kind = GUARD_ERROR_KINDS[code]
+        body = json.dumps({"code": code, "status": status.phrase, "error": kind, "message": message}).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if code == 503:
+            headers += list(RETRY_SOON.items())
+        start_response(f"{code} {status.phrase}", headers)
+        return [body]

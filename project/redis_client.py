@@ -25,13 +25,16 @@ from urllib.parse import unquote, urlsplit
 import redis
 import redis.sentinel
 from flask import Flask, current_app
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 
-# Short timeouts: a Redis that hangs must turn into a clear error, not a stuck request.
-SOCKET_TIMEOUT_SECONDS = 2.0
-CONNECT_TIMEOUT_SECONDS = 1.0
+from project.breaker import CircuitBreaker
+
+# Defaults of REDIS_TIMEOUT_SECONDS and REDIS_BREAKER_SECONDS (config.py), for callers without
+# an app: a Redis that hangs must turn into a clear error, not a stuck request.
+TIMEOUT_SECONDS = 1.0
+BREAKER_SECONDS = 5.0
 
 SENTINEL_SCHEME = "redis+sentinel"
 DEFAULT_SENTINEL_PORT = 26379
@@ -46,13 +49,25 @@ REDIS_ERRORS = (
 )
 
 
+class CircuitOpen(redis.exceptions.ConnectionError):
+    """Redis failed moments ago in this process: refused without a round trip (a
+    ConnectionError, so every caller's fallback for an unreachable Redis applies)."""
+
+
 class RedisClient:
     def init_app(self, app: Flask) -> None:
         url = app.config.get("REDIS_URL")
-        retry_seconds = float(app.config.get("REDIS_RETRY_SECONDS", DEFAULT_RETRY_SECONDS))
-        if app.config.get("REDIS_BACKGROUND"):  # a worker or the scheduler (worker.py)
-            retry_seconds = float(app.config.get("REDIS_BACKGROUND_RETRY_SECONDS", retry_seconds))
-        client = app.extensions["redis"] = connect(url, retry_seconds) if url else None
+        timeout = float(app.config["REDIS_TIMEOUT_SECONDS"])
+        retry_seconds = float(app.config["REDIS_RETRY_SECONDS"])
+        breaker_seconds = float(app.config["REDIS_BREAKER_SECONDS"])
+        if app.config.get("REDIS_BACKGROUND"):
+            # A worker or the scheduler (worker.py): no request waits on it, so it rides
+            # through a failover by retrying, and it has no breaker to skip Redis with.
+            retry_seconds = float(app.config["REDIS_BACKGROUND_RETRY_SECONDS"])
+            breaker_seconds = 0.0
+        client = app.extensions["redis"] = (
+            connect(url, timeout, breaker_seconds, retry_seconds) if url else None
+        )
         real = client is not None and not type(client).__module__.startswith("fakeredis")
         app.extensions["redis_hot_line"] = HotLine(client) if client is not None and real else None
 
@@ -75,40 +90,75 @@ class RedisClient:
         return self.client is not None
 
 
-CLIENT_OPTIONS: dict[str, Any] = {
-    "socket_timeout": SOCKET_TIMEOUT_SECONDS,
-    "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
-    "health_check_interval": 30,
-}
 # How long a command keeps trying when the connection fails (refused, reset, a demoted master
-# under Sentinel, no master named yet): a Sentinel failover's switch takes about a second
-# once the sentinels agree. Web processes keep it short (a request must not wait long on a
-# Redis that is gone); background processes may ride through a longer failover. A timeout
-# is never retried: a hung Redis already cost SOCKET_TIMEOUT_SECONDS.
+# under Sentinel, no master named yet): a Sentinel failover's switch takes about a second once
+# the sentinels agree. Web processes keep it short (REDIS_RETRY_SECONDS: a request must not
+# wait long on a Redis that is gone, and the breaker then skips Redis for a while); workers and
+# the scheduler ride through a longer failover (REDIS_BACKGROUND_RETRY_SECONDS). A timeout is
+# never retried: a hung Redis already cost its timeout.
 DEFAULT_RETRY_SECONDS = 1.0
+
+
+class BreakerAwareRetry(Retry):
+    """redis-py's Retry, except that a refusal by the open breaker is not retried (it would
+    only sleep through the backoff and be refused again)."""
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, CircuitOpen):
+                return False
+            return is_retryable(error) if is_retryable else True
+
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 def retry_policy(seconds: float) -> Retry:
     """Retries with exponential backoff (0.1 s doubling, at most 0.5 s apart) adding up to
-    about `seconds`, on connection errors only."""
+    about `seconds` (at least one immediate retry: a pooled connection Redis closed, after a
+    restart, is replaced at once), on connection errors only."""
     backoff = ExponentialBackoff(cap=0.5, base=0.05)
     retries, waited = 0, 0.0
     while waited < seconds:
         retries += 1
         waited += backoff.compute(retries)
-    return Retry(backoff, retries, supported_errors=(redis.exceptions.ConnectionError,))
+    return BreakerAwareRetry(backoff, max(retries, 1), supported_errors=(redis.exceptions.ConnectionError,))
 
 
-def connect(url: str, retry_seconds: float = DEFAULT_RETRY_SECONDS) -> redis.Redis:
-    """A client for `url` (see the module's docstring for the forms)."""
+def connect(
+    url: str,
+    timeout: float = TIMEOUT_SECONDS,
+    breaker_seconds: float = BREAKER_SECONDS,
+    retry_seconds: float = DEFAULT_RETRY_SECONDS,
+) -> redis.Redis:
+    """A client for `url` (see the module's docstring for the forms), every connection of it
+    behind one circuit breaker."""
     if url.startswith("fakeredis://"):
         import fakeredis  # test-only dependency
 
         return fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    options = {**CLIENT_OPTIONS, "retry": retry_policy(retry_seconds)}
+    options = {**client_options(timeout), "retry": retry_policy(retry_seconds)}
     if url.startswith(SENTINEL_SCHEME + "://"):
-        return _sentinel_master(url, options)
-    return redis.Redis.from_url(url, **options)
+        client = _sentinel_master(url, options, timeout)
+    else:
+        client = redis.Redis.from_url(url, **options)
+    return guard(client, CircuitBreaker(breaker_seconds))
+
+
+def client_options(timeout: float) -> dict[str, Any]:
+    """What every client to our Redis is built with (the limiter's storage included).
+
+    One timeout for connecting and for every answer. One immediate retry, on a connection
+    error only: a pooled connection that Redis closed (a restart) is replaced at once, while a
+    timeout is not paid twice. (redis-py's default retries 10 times with backoff, which turned
+    a hung Redis into a request held for many timeouts.) `connect` widens the retry for
+    failovers (retry_policy).
+    """
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+    }
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
@@ -145,14 +195,62 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
     return sentinels, path[0], options
 
 
-def _sentinel_master(url: str, client_options: dict[str, Any]) -> redis.Redis:
+def _sentinel_master(url: str, client_options: dict[str, Any], timeout: float) -> redis.Redis:
     """A client of the service's master: each new connection asks the sentinels where the
     master is, and a connection that meets a demoted master (READONLY) is dropped, so the
     next command (redis-py retries it) goes to the new one."""
     sentinels, service, options = parse_sentinel_url(url)
-    timeouts = {key: CLIENT_OPTIONS[key] for key in ("socket_timeout", "socket_connect_timeout")}
+    timeouts = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     manager = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=timeouts)
     return manager.master_for(service, **{**client_options, **options})
+
+
+def guard(client: redis.Redis, breaker: CircuitBreaker) -> redis.Redis:
+    """Put `breaker` in front of every connection of `client`'s pool (commands, pipelines,
+    the HotLine, RQ, the limiter when it shares the pool), whatever the connection class the
+    URL chose (plain, TLS, Sentinel-managed)."""
+    pool = client.connection_pool
+    base = pool.connection_class
+    pool.connection_class = type(f"Guarded{base.__name__}", (GuardedConnection, base), {"breaker": breaker})
+    pool.breaker = breaker  # type: ignore[attr-defined]
+    return client
+
+
+class GuardedConnection:
+    """Mixin for a redis-py connection class: refuses to send while the breaker is open; a
+    timeout or a failed connect opens it; any answer closes it. A connection Redis closed
+    (a restart) does not count: the retry reconnects, and only a failed connect counts."""
+
+    breaker: CircuitBreaker
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse_while_open()
+        try:
+            return super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        except REDIS_ERRORS:
+            self.breaker.failure()
+            raise
+
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse_while_open()
+        try:
+            return super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+        except redis.exceptions.TimeoutError:
+            self.breaker.failure()
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except redis.exceptions.TimeoutError:
+            self.breaker.failure()
+            raise
+        self.breaker.success()
+        return response
+
+    def _refuse_while_open(self) -> None:
+        if not self.breaker.allow():
+            raise CircuitOpen("Redis failed moments ago; not tried again until the breaker closes")
 
 
 class HotLine(threading.local):

@@ -2,23 +2,36 @@
 that runs them and every retry a job asks for.
 
 Each job has a stable id, so registering again (a scheduler restart, a second scheduler)
-replaces the earlier registration instead of adding a duplicate; a job whose id carries our
-prefix but is no longer listed here is removed from the scheduler at registration.
+never adds a duplicate, and it keeps the job's next run: a restart, a crash loop or a Redis
+blip runs nothing early. A job whose definition changed (interval, function, queue) is
+rewritten, keeping its next run unless the new interval comes sooner; a job whose id carries
+our prefix but is no longer listed here is removed. Only a job missing from Redis (the first
+start, or a Redis that lost its data) is scheduled for now.
 
 Retries: a job enqueued with `Retry(interval=...)` that fails is parked in RQ's own
 `ScheduledJobRegistry` of its queue, which rq-scheduler does not read. The scheduler process
 therefore also runs RQ's scheduler (`rq.scheduler.RQScheduler`) on every pass, in-process and
 under RQ's per-queue locks, so each retry is queued at its time (at most one pass late).
+Those locks last RETRY_LOCK_SECONDS and a scheduler without them tries to take them every
+few seconds, so a surviving scheduler moves the retries within seconds of the active one's
+death (RQ's own lease is 61 s, looked at again every 120 s).
+
+Abandoned jobs: each pass, every ABANDONED_SWEEP_SECONDS, the started registries of every
+queue are swept: a job whose worker stopped renewing its lease (worker.py) is retried (or
+failed, once its retries are spent) by RQ's own clean-up.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask
+from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
+from rq.scripts import acquire_or_refresh_lock
 from rq_scheduler import Scheduler
 
 from project.jobs import QUEUE_NAMES
@@ -83,6 +96,53 @@ PERIODIC_JOBS = (
 
 
 SCHEDULER_ALIVE_KEY = "rq:scheduler:alive"
+# The retry scheduler's per-queue locks: how long one outlives its holder, and how often a
+# scheduler that lacks some tries to take them.
+RETRY_LOCK_SECONDS = 10
+RETRY_LOCK_TRY_SECONDS = 2
+ABANDONED_SWEEP_SECONDS = 5
+
+
+class RetryScheduler(RQScheduler):
+    """RQ's scheduler of retries with short locks (RQ's: 61 s, retaken after 120 s)."""
+
+    @property
+    def should_reacquire_locks(self) -> bool:
+        if set(self._queue_names) == self.acquired_locks:
+            return False
+        if self.lock_acquisition_time is None:
+            return True
+        return (datetime.now() - self.lock_acquisition_time).total_seconds() >= RETRY_LOCK_TRY_SECONDS
+
+    def acquire_locks(self, auto_start: bool = False) -> set[str]:
+        owned = set()
+        for name in self._queue_names:
+            outcome = acquire_or_refresh_lock(
+                self.connection, self.get_locking_key(name), self.name, RETRY_LOCK_SECONDS
+            )
+            if outcome == "acquired":
+                log.info("took the retry lock of queue %s", name)
+            if outcome != "taken":
+                owned.add(name)
+        self._scheduled_job_registries = []
+        self._acquired_locks = owned
+        self.lock_acquisition_time = datetime.now()  # type: ignore[assignment]  # RQ declares it None
+        return owned
+
+    def heartbeat(self) -> None:
+        """Refresh the locks held; one lost to another scheduler is dropped."""
+        lost = {
+            name
+            for name in sorted(self._acquired_locks)
+            if acquire_or_refresh_lock(
+                self.connection, self.get_locking_key(name), self.name, RETRY_LOCK_SECONDS
+            )
+            == "taken"
+        }
+        if lost:
+            log.warning("retry locks of %s taken over by another scheduler", ", ".join(sorted(lost)))
+            self._acquired_locks -= lost
+            self._scheduled_job_registries = []
 
 
 class AppScheduler(Scheduler):
@@ -100,7 +160,8 @@ class AppScheduler(Scheduler):
     def __init__(self, *args, app: Flask, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.app = app
-        self.retries = RQScheduler(QUEUE_NAMES, connection=self.connection, interval=int(self._interval))
+        self.retries = RetryScheduler(QUEUE_NAMES, connection=self.connection, interval=int(self._interval))
+        self._swept_at = 0.0
 
     def enqueue_jobs(self):
         missing = [
@@ -108,8 +169,18 @@ class AppScheduler(Scheduler):
         ]
         for job in missing:
             _schedule(self.app, self, job)
+        self.sweep_abandoned_jobs()
         self.enqueue_due_retries()
         return super().enqueue_jobs()
+
+    def sweep_abandoned_jobs(self) -> None:
+        """RQ's clean-up of each queue's started registry: a job whose lease ran out (its
+        worker died) is retried, or failed once its retries are spent."""
+        if time.monotonic() - self._swept_at < ABANDONED_SWEEP_SECONDS:
+            return
+        self._swept_at = time.monotonic()
+        for name in QUEUE_NAMES:
+            StartedJobRegistry(name, connection=self.connection).cleanup()
 
     def enqueue_due_retries(self) -> None:
         """RQScheduler.work()'s loop body, one pass: hold the queues' locks, queue what is due.
@@ -142,9 +213,9 @@ class AppScheduler(Scheduler):
             self.connection.delete(SCHEDULER_ALIVE_KEY)
 
 
-def _schedule(app: Flask, scheduler: Scheduler, job: PeriodicJob) -> None:
+def _schedule(app: Flask, scheduler: Scheduler, job: PeriodicJob, at: datetime | None = None) -> None:
     scheduler.schedule(
-        scheduled_time=datetime.now(UTC),
+        scheduled_time=at or datetime.now(UTC),
         func=job.func,
         interval=job.interval(app),
         repeat=None,
@@ -157,17 +228,36 @@ def _schedule(app: Flask, scheduler: Scheduler, job: PeriodicJob) -> None:
 
 
 def register_periodic_jobs(app: Flask, scheduler: Scheduler) -> list[str]:
-    """(Re-)register every periodic job under its stable id; returns the ids.
+    """Register every periodic job under its stable id, keeping the next run of those already
+    registered as they are; returns the ids.
 
-    Periodic jobs no longer listed (removed or renamed in a release) are cancelled too, or
-    they would keep firing forever.
+    Periodic jobs no longer listed (removed or renamed in a release) are cancelled, or they
+    would keep firing forever.
     """
-    wanted = {job.id for job in PERIODIC_JOBS}
-    for existing in scheduler.get_jobs():
-        if existing.id.startswith(ID_PREFIX):
+    wanted = {job.id: job for job in PERIODIC_JOBS}
+    registered = {
+        existing.id: existing for existing in scheduler.get_jobs() if existing.id.startswith(ID_PREFIX)
+    }
+    for job_id, existing in registered.items():
+        if job_id not in wanted:
             scheduler.cancel(existing)
-            if existing.id not in wanted:
-                log.info("removed %s: no longer a periodic job", existing.id)
+            log.info("removed %s: no longer a periodic job", job_id)
     for job in PERIODIC_JOBS:
-        _schedule(app, scheduler, job)
+        existing = registered.get(job.id)
+        if existing is None:
+            _schedule(app, scheduler, job)  # never registered, or Redis lost it: now
+            continue
+        if _unchanged(app, existing, job):
+            continue  # keeps its next run
+        next_run = scheduler.connection.zscore(scheduler.scheduled_jobs_key, job.id)
+        at = min(next_run or 0.0, time.time() + job.interval(app))
+        _schedule(app, scheduler, job, at=datetime.fromtimestamp(at, UTC))
     return [job.id for job in PERIODIC_JOBS]
+
+
+def _unchanged(app: Flask, registered, job: PeriodicJob) -> bool:
+    return (
+        registered.func_name == job.func
+        and registered.origin == job.queue
+        and registered.meta.get("interval") == job.interval(app)
+    )

@@ -13,7 +13,7 @@ import redis
 
 from project import create_app
 from project.extensions import db
-from project.redis_client import REDIS_ERRORS, connect, parse_sentinel_url
+from project.redis_client import REDIS_ERRORS, TIMEOUT_SECONDS, connect, parse_sentinel_url
 from tests.helpers import free_port, wait_for
 
 
@@ -54,9 +54,10 @@ def test_a_sentinel_url_gives_a_client_of_the_services_master():
     assert isinstance(pool, redis.sentinel.SentinelConnectionPool)
     assert pool.service_name == "orders" and pool.connection_kwargs["db"] == 4
     # Our timeouts, to the sentinels too: a dead sentinel is skipped in a second, not hung on.
-    assert pool.connection_kwargs["socket_timeout"] == 2.0
+    assert pool.connection_kwargs["socket_timeout"] == TIMEOUT_SECONDS
     assert all(
-        s.connection_pool.connection_kwargs["socket_timeout"] == 2.0 for s in pool.sentinel_manager.sentinels
+        s.connection_pool.connection_kwargs["socket_timeout"] == TIMEOUT_SECONDS
+        for s in pool.sentinel_manager.sentinels
     )
     with pytest.raises(REDIS_ERRORS):  # no sentinel answers: an outage like any other
         client.ping()
@@ -175,10 +176,11 @@ def test_connection_errors_are_retried_for_a_bounded_while_timeouts_never():
     waited = sum(web._backoff.compute(n) for n in range(1, web.get_retries() + 1))
     assert 1.0 <= waited < 1.6
     for url in ("redis://127.0.0.1:1/0", "redis+sentinel://127.0.0.1:1/mymaster/0"):
-        kwargs = connect(url, 15.0).connection_pool.connection_kwargs
+        kwargs = connect(url, retry_seconds=15.0).connection_pool.connection_kwargs
         assert kwargs["retry"].get_retries() == background.get_retries()
         assert kwargs["retry"]._supported_errors == (redis.exceptions.ConnectionError,)
-    assert retry_policy(0).get_retries() == 0
+    # At least one immediate retry: a pooled connection Redis closed (a restart) is replaced.
+    assert retry_policy(0).get_retries() == 1
 
 
 def test_workers_and_the_scheduler_get_the_longer_retry(database_url):
