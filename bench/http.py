@@ -383,14 +383,7 @@ def start_proxy(upstream_port: int, port: int) -> subprocess.Popen:
     spec.loader.exec_module(render)  # type: ignore[union-attr]
     directory = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     (directory / "logs").mkdir()
-    variables = {
-        "NGINX_PORT": f"127.0.0.1:{port}",
-        "API_UPSTREAM": f"127.0.0.1:{upstream_port}",
-        "MAX_CONTENT_LENGTH": "1048576",
-        "NGINX_CLIENT_TIMEOUT": "10s",
-        "NGINX_UPSTREAM_TIMEOUT": "35s",
-        "NGINX_STATIC_ROOT": str(ROOT / "project" / "static"),
-    }
+    variables = render.loopback_variables(port, upstream_port)
     config = directory / "nginx.conf"
     # No access log lines: the app's servers write none in these runs either.
     config.write_text(

@@ -52,6 +52,19 @@ def envsubst(text: str, variables: dict[str, str]) -> str:
     return pattern.sub(lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
 
 
+def loopback_variables(port: int, upstream_port: int) -> dict[str, str]:
+    """The knobs for nginx on 127.0.0.1:`port` in front of gunicorn on 127.0.0.1:`upstream_port`
+    with compose's defaults (the topology tests and the HTTP benchmark)."""
+    return {
+        "NGINX_PORT": f"127.0.0.1:{port}",
+        "API_UPSTREAM": f"127.0.0.1:{upstream_port}",
+        "MAX_CONTENT_LENGTH": "1048576",
+        "NGINX_CLIENT_TIMEOUT": "10s",
+        "NGINX_UPSTREAM_TIMEOUT": "35s",
+        "NGINX_STATIC_ROOT": str(Path(__file__).resolve().parents[2] / "project" / "static"),
+    }
+
+
 def render(variables: dict[str, str], directory: Path | str) -> str:
     """A whole nginx.conf: the template with `variables` (every knob), nginx's files in `directory`."""
     missing = [name for name in KNOBS if not variables.get(name)]

@@ -338,16 +338,9 @@ class Topology:
         override the template's variables (NGINX_CLIENT_TIMEOUT="5s", ...)."""
         port = port or free_port()
         directory = self.workdir / name
-        variables = {
-            "NGINX_PORT": f"127.0.0.1:{port}",
-            "API_UPSTREAM": f"127.0.0.1:{upstream_port}",
-            "MAX_CONTENT_LENGTH": "1048576",
-            "NGINX_CLIENT_TIMEOUT": "10s",
-            "NGINX_UPSTREAM_TIMEOUT": "35s",
-            "NGINX_STATIC_ROOT": str(ROOT / "project" / "static"),
-            **knobs,
-        }
-        return self.nginx(load_nginx_render().render(variables, directory), port=port, name=name)
+        render = load_nginx_render()
+        variables = {**render.loopback_variables(port, upstream_port), **knobs}
+        return self.nginx(render.render(variables, directory), port=port, name=name)
 
 
 def psql(port: int, sql: str, database: str = "app") -> str:
