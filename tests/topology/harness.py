@@ -263,10 +263,10 @@ class Topology:
         )
         return service
 
-    def migrate(self, env: dict[str, str]) -> None:
-        """`flask --app wsgi db upgrade` against the URL in `env`, as operators run it."""
+    def flask(self, env: dict[str, str], *args: str) -> str:
+        """`flask --app wsgi ARGS` with `env`, as operators run it; its output (asserts exit 0)."""
         result = subprocess.run(
-            [str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "db", "upgrade"],
+            [str(Path(sys.executable).parent / "flask"), "--app", "wsgi", *args],
             cwd=ROOT,
             env={**os.environ, **env},
             capture_output=True,
@@ -274,6 +274,11 @@ class Topology:
             timeout=120,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def migrate(self, env: dict[str, str]) -> None:
+        """`flask --app wsgi db upgrade` against the URL in `env`."""
+        self.flask(env, "db", "upgrade")
 
     def gunicorn(self, env: dict[str, str], *, port: int | None = None, name: str = "gunicorn") -> Service:
         """gunicorn with the shipped gunicorn.conf.py, on loopback."""

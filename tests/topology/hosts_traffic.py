@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import requests
 
 from project.rpc.generated import auth_pb2, auth_pb2_grpc
-from tests.helpers import ROOT, free_port
+from tests.helpers import free_port
 from tests.topology.harness import PRODUCTION_ENV, Service, Topology
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "ops@example.com", "Topology!Passw0rd"
@@ -57,16 +53,7 @@ class Stack:
     def start(cls, topology: Topology, database_url: str, redis_url: str, *, migrate_url: str = "") -> Stack:
         env = {**STACK_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
         topology.migrate({**env, "DATABASE_URL": migrate_url or database_url})
-        flask = [str(Path(sys.executable).parent / "flask"), "--app", "wsgi"]
-        created = subprocess.run(
-            [*flask, "users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert created.returncode == 0, created.stdout + created.stderr
+        topology.flask(env, "users", "create-admin", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
         stack = cls(topology, env)
         stack.webs = [topology.gunicorn(env, name=f"web{n}") for n in (1, 2)]
         stack.worker = topology.app_process("worker", ["worker.py"], env)

@@ -11,18 +11,14 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import os
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, STRONG_PASSWORD, send_chunked
+from tests.helpers import STRONG_PASSWORD, send_chunked
 from tests.topology.harness import PRODUCTION_ENV, Topology
 
 ADMIN = "edge-admin@example.com"
@@ -43,16 +39,7 @@ class Stack:
         }
         self.pg_port = pg.port
         topology.migrate(self.env)
-        created = subprocess.run(
-            [str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "users", "create-admin"]
-            + ["--email", ADMIN, "--password", STRONG_PASSWORD],
-            cwd=ROOT,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert created.returncode == 0, created.stdout + created.stderr
+        topology.flask(self.env, "users", "create-admin", "--email", ADMIN, "--password", STRONG_PASSWORD)
         self.gunicorn = topology.gunicorn(self.env)
         self.nginx = topology.proxy(self.gunicorn.port)
         self.port = self.nginx.port

@@ -3,21 +3,17 @@ pauses or cuts, gunicorn as shipped, RQ workers and the scheduler. Each wait is 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg2
 import redis
 import requests
 
-from tests.helpers import ROOT, wait_for
+from tests.helpers import wait_for
 from tests.topology.harness import PRODUCTION_ENV, Service, Topology
 
 PASSWORD = "Topology!Passw0rd"
@@ -89,15 +85,7 @@ def start_stack(topology: Topology, **extra: str) -> Stack:
         **extra,
     }
     topology.migrate(env)
-    subprocess.run(
-        [str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "users", "create-admin"]
-        + ["--email", "admin@example.com", "--password", PASSWORD],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    topology.flask(env, "users", "create-admin", "--email", "admin@example.com", "--password", PASSWORD)
     stack = Stack(topology, pg, cache, env, topology.gunicorn(env))
     login = requests.post(
         f"{stack.base}/auth/login", json={"email": "admin@example.com", "password": PASSWORD}, timeout=15
