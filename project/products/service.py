@@ -118,7 +118,9 @@ def _search_page(stmt: Select, page: int, per_page: int, term: str) -> dict:
         page_ids = matches[offset : offset + per_page]
         return len(matches)
 
-    deep = offset + per_page > COUNT_LIMIT // 2 and offset < COUNT_LIMIT
+    # Deep, and inside the first COUNT_LIMIT + 1 matches: a page that runs past them is read
+    # by its own query (the slice would be short).
+    deep = COUNT_LIMIT // 2 < offset + per_page <= COUNT_LIMIT + 1
     total, relation = _counted(stmt, {"search": term}, count_with_page if deep else None)
     if page_ids is None:  # the count came from the cache, or the page is not deep
         page_ids = _ids_of_page(stmt, order, page, per_page, total, relation)

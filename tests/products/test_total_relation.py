@@ -132,6 +132,14 @@ def test_a_deep_search_page_asked_first_is_the_right_slice_with_the_capped_total
     assert counted(first) == (10_000, "gte", 500) and first["items"][0]["name"] == "Bulk 1"
 
 
+def test_a_search_page_across_the_counted_matches_asked_first_is_whole(client, bulk):
+    bulk(COUNT_LIMIT + 40, "Lamps")
+    # Rows 9,991-10,020: past the 10,001 matches the count reads, so not cut from them.
+    deep = get(client, f"{API}/search", q="lamps", per_page=30, page=334)
+    assert counted(deep) == (10_000, "gte", 334)
+    assert [item["name"] for item in deep["items"]] == [f"Bulk {i}" for i in range(9_991, 10_021)]
+
+
 def test_a_deep_page_of_an_exact_total_asked_first(client, bulk):
     bulk(6_000, "Lamps")
     deep = get(client, f"{API}/search", q="lamps", per_page=100, page=60)
