@@ -13,6 +13,7 @@ import threading
 import time
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -87,6 +88,14 @@ def get_within(session: requests.Session, url: str, seconds: float) -> requests.
                 break
             chunks.append(chunk)
             left()
+    except requests.RequestException:  # our deadline (an OSError too: let it pass as it is)
+        response.close()
+        raise
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        # Read straight from urllib3, so its own errors (a read timeout, a reset or short body)
+        # come unwrapped: give callers the requests error they handle, as requests would.
+        response.close()
+        raise requests.ConnectionError(f"the body did not arrive: {exc.__class__.__name__}") from exc
     except BaseException:
         response.close()
         raise

@@ -194,6 +194,23 @@ def test_while_the_circuit_is_open_the_stale_copy_is_served_without_a_call(clien
 
 
 @pytest.mark.app_config(UPSTREAM_TIMEOUT_SECONDS=1)
+def test_an_upstream_stalling_in_its_body_is_a_502_not_a_500(client, upstream):
+    """The status line and a first chunk come at once, then nothing for longer than the
+    deadline: the read times out inside urllib3, an upstream failure like any other."""
+
+    def stall(request):
+        def first_then_nothing():
+            yield b'[{"id": 1'
+            time.sleep(3)
+            yield b"}]"
+
+        return Response(first_then_nothing(), content_type="application/json")
+
+    upstream.expect_request("/posts").respond_with_handler(stall)
+    answer = client.get(API)
+    assert answer.status_code == 502 and answer.get_json()["error"] == "upstream_failed"
+
+
 def test_an_upstream_trickling_its_answer_is_cut_off_at_the_deadline(client, upstream):
     """Each byte comes within the read timeout, the whole takes ~4 s: the deadline (1 s) ends it."""
     import json
