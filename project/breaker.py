@@ -42,6 +42,3 @@ class CircuitBreaker:
         if self._open_until:
             with self._lock:
                 self._open_until = 0.0
-
-    def reset(self) -> None:
-        self.success()

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 import redis.sentinel
 from flask import Flask, current_app
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 
@@ -114,8 +114,8 @@ class BreakerAwareRetry(Retry):
 
 def retry_policy(seconds: float) -> Retry:
     """Retries with exponential backoff (0.1 s doubling, at most 0.5 s apart) adding up to
-    about `seconds` (at least one immediate retry: a pooled connection Redis closed, after a
-    restart, is replaced at once), on connection errors only."""
+    about `seconds`, on connection errors only; at least one, so that a pooled connection Redis
+    closed (a restart) is replaced within the command."""
     backoff = ExponentialBackoff(cap=0.5, base=0.05)
     retries, waited = 0, 0.0
     while waited < seconds:
@@ -131,34 +131,27 @@ def connect(
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
 ) -> redis.Redis:
     """A client for `url` (see the module's docstring for the forms), every connection of it
-    behind one circuit breaker."""
+    behind one circuit breaker.
+
+    One timeout for connecting and for every answer; connection errors are retried for about
+    `retry_seconds` (retry_policy), timeouts never: redis-py's default retried 10 times with
+    backoff, timeouts included, which turned a hung Redis into a request held for many of them.
+    The limiter counts through this client's pool, so all of it applies there too."""
     if url.startswith("fakeredis://"):
         import fakeredis  # test-only dependency
 
         return fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    options = {**client_options(timeout), "retry": retry_policy(retry_seconds)}
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+        "retry": retry_policy(retry_seconds),
+    }
     if url.startswith(SENTINEL_SCHEME + "://"):
         client = _sentinel_master(url, options, timeout)
     else:
         client = redis.Redis.from_url(url, **options)
     return guard(client, CircuitBreaker(breaker_seconds))
-
-
-def client_options(timeout: float) -> dict[str, Any]:
-    """What every client to our Redis is built with (the limiter's storage included).
-
-    One timeout for connecting and for every answer. One immediate retry, on a connection
-    error only: a pooled connection that Redis closed (a restart) is replaced at once, while a
-    timeout is not paid twice. (redis-py's default retries 10 times with backoff, which turned
-    a hung Redis into a request held for many timeouts.) `connect` widens the retry for
-    failovers (retry_policy).
-    """
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "health_check_interval": 30,
-        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-    }
 
 
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]]:
