@@ -9,16 +9,20 @@ One stack for the module (each start costs seconds of CPU); the last test stops 
 from __future__ import annotations
 
 import gzip
+import os
+import signal
 import http.client
 import json
 import socket
 import statistics
 import threading
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import STRONG_PASSWORD, send_chunked
+from tests.helpers import STRONG_PASSWORD, send_chunked, wait_for
 from tests.topology.harness import PRODUCTION_ENV, Topology
 
 ADMIN = "edge-admin@example.com"
@@ -280,6 +284,57 @@ def test_login_lockout_keys_on_the_real_client_address(stack):
         == 429
     )
     assert stack.login(ADMIN, STRONG_PASSWORD, source="127.0.0.5") == 200
+
+
+def worker_pids(master: int) -> set[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def test_a_graceful_gunicorn_reload_under_traffic_loses_no_request(stack, admin_token):
+    """A deploy in place (SIGHUP to gunicorn's master: new workers, the old ones finish what
+    they hold and go) under steady reads and writes through the proxy: every request is
+    answered by the app, none is reset or a 502."""
+    before = worker_pids(stack.gunicorn.pid)
+    statuses: Counter = Counter()
+    stop = threading.Event()
+
+    def traffic(n: int) -> None:
+        # Its own client address, and paced, so no rate limit is reached (/health has none).
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", stack.port, timeout=15, source_address=(f"127.0.0.{30 + n}", 0)
+        )
+        i = 0
+        while not stop.is_set():
+            i += 1
+            if i % 10 == 0:  # a write: a project, with the admin's token
+                body = json.dumps({"name": f"deploy-{n}-{i}"}).encode()
+                headers = {"Content-Type": "application/json", "Authorization": f"Bearer {admin_token}"}
+                connection.request("POST", "/api/v1/projects", body=body, headers=headers)
+            else:
+                connection.request("GET", "/api/v1/products" if i % 5 == 0 else "/health")
+            response = connection.getresponse()
+            response.read()
+            statuses[response.status] += 1
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=traffic, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    os.kill(stack.gunicorn.pid, signal.SIGHUP)  # the master only: each worker is replaced
+    wait_for(
+        lambda: (now := worker_pids(stack.gunicorn.pid)) and not now & before,
+        timeout=30,
+        what="every worker replaced",
+    )
+    time.sleep(1.5)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert set(statuses) <= {200, 201}, statuses
+    assert statuses[201] > 0 and statuses[200] > 0, statuses
+    print(f"\nrequests across the reload: {dict(statuses)}")
 
 
 def test_gunicorn_stopped_is_a_json_502_from_the_proxy(stack):
