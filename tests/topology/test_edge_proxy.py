@@ -9,10 +9,10 @@ One stack for the module (each start costs seconds of CPU); the last test stops 
 from __future__ import annotations
 
 import gzip
-import os
-import signal
 import http.client
 import json
+import os
+import signal
 import socket
 import statistics
 import threading
