@@ -21,7 +21,9 @@ def _circuits() -> Circuits:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     circuits = app.extensions.get("posts_circuits")
     if circuits is None:
-        circuits = app.extensions["posts_circuits"] = Circuits(app.config["UPSTREAM_CIRCUIT_SECONDS"])
+        # setdefault: two threads meeting here keep one set of circuits, so no trip is lost.
+        fresh = Circuits(app.config["UPSTREAM_CIRCUIT_SECONDS"])
+        circuits = app.extensions.setdefault("posts_circuits", fresh)
     return circuits
 
 
