@@ -1,19 +1,75 @@
-"""The scheduler (project/schedule.py): registering again keeps every periodic job's next run,
-the retry locks are short so a survivor takes over in seconds, and abandoned jobs are swept."""
+"""The scheduler (project/schedule.py): every feature's periodic jobs are collected, registering
+again keeps each one's next run, the retry locks are short so a survivor takes over in seconds,
+and abandoned jobs are swept."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import time
 from datetime import UTC, datetime
 
 import pytest
 from rq import Retry
+from rq.utils import import_attribute
 from rq_scheduler import Scheduler
 
-from project import schedule
+from project import FEATURES, schedule
 from project.extensions import redis_client
-from project.jobs import get_queue
-from project.schedule import PERIODIC_JOBS, AppScheduler, RetryScheduler, register_periodic_jobs
+from project.jobs import PeriodicJob, get_queue
+from project.schedule import AppScheduler, RetryScheduler, periodic_jobs, register_periodic_jobs
+
+# Redis keeps each job's next run under its id, and operators set these keys: neither changes.
+KNOWN_JOBS = {
+    "periodic-prune-login-failures": None,
+    "periodic-cleanup-unverified-users": None,
+    "periodic-products-sync": "PRODUCTS_SYNC_INTERVAL_MINUTES",
+    "periodic-expire-reservations": None,
+    "periodic-requeue-lost-orders": "ORDERS_RECOVERY_INTERVAL_SECONDS",
+}
+
+
+def declared_by_features() -> list[PeriodicJob]:
+    found: list[PeriodicJob] = []
+    for feature in FEATURES:
+        if importlib.util.find_spec(f"project.{feature}.jobs") is not None:
+            found += getattr(importlib.import_module(f"project.{feature}.jobs"), "PERIODIC", ())
+    return found
+
+
+def test_every_feature_s_periodic_jobs_are_collected_under_unique_ids():
+    declared = declared_by_features()
+    collected = periodic_jobs()
+    assert list(collected) == declared
+    assert len({job.id for job in collected}) == len(collected)
+    assert {job.id: job.interval_config for job in collected} == KNOWN_JOBS
+
+
+def test_each_periodic_job_is_declared_beside_its_function_and_imports_by_its_path():
+    for job in periodic_jobs():
+        assert import_attribute(job.path) is job.func
+        assert job.path.startswith("project.") and job.path.rpartition(".")[0].endswith(".jobs")
+
+
+def test_a_periodic_job_id_declared_twice_is_refused(monkeypatch):
+    import project.users.jobs as users_jobs
+
+    monkeypatch.setattr(users_jobs, "PERIODIC", users_jobs.PERIODIC * 2)
+    periodic_jobs.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="declared twice"):
+            periodic_jobs()
+    finally:
+        monkeypatch.undo()
+        periodic_jobs.cache_clear()
+
+
+def test_periodic_jobs_name_a_known_queue_and_the_prefix():
+    job = periodic_jobs()[0]
+    with pytest.raises(ValueError, match="start with"):
+        PeriodicJob(id="nightly", func=job.func, queue=job.queue, interval_seconds=60)
+    with pytest.raises(ValueError, match="unknown queue"):
+        PeriodicJob(id="periodic-x", func=job.func, queue="nowhere", interval_seconds=60)
 
 
 def next_runs(scheduler: Scheduler) -> dict[str, float]:
@@ -25,16 +81,16 @@ def test_registering_again_keeps_every_next_run(app):
         scheduler = Scheduler(connection=redis_client.client)
         register_periodic_jobs(app, scheduler)
         later = time.time() + 1800
-        for job in PERIODIC_JOBS:  # as if each had just run
+        for job in periodic_jobs():  # as if each had just run
             redis_client.client.zadd(scheduler.scheduled_jobs_key, {job.id: later})
         register_periodic_jobs(app, Scheduler(connection=redis_client.client))  # a restart
         runs = next_runs(scheduler)
-    assert sorted(runs) == sorted(job.id for job in PERIODIC_JOBS)
+    assert sorted(runs) == sorted(job.id for job in periodic_jobs())
     assert all(abs(when - later) < 1 for when in runs.values()), runs  # nothing moved to now
 
 
 def test_a_changed_interval_keeps_the_next_run_unless_the_new_one_is_sooner(app):
-    job = next(job for job in PERIODIC_JOBS if job.interval_seconds == 3600)
+    job = next(job for job in periodic_jobs() if job.interval_seconds == 3600)
     with app.app_context():
         scheduler = Scheduler(connection=redis_client.client)
         register_periodic_jobs(app, scheduler)
@@ -42,7 +98,7 @@ def test_a_changed_interval_keeps_the_next_run_unless_the_new_one_is_sooner(app)
         redis_client.client.zadd(scheduler.scheduled_jobs_key, {job.id: far})
         scheduler.schedule(  # an older release registered it every 2 hours
             scheduled_time=datetime.fromtimestamp(far, UTC),
-            func=job.func,
+            func=job.path,
             interval=7200,
             id=job.id,
             queue_name=job.queue,
@@ -93,3 +149,4 @@ def test_the_sweep_retries_a_job_whose_lease_ran_out(app, monkeypatch):
         assert job.id in queue.scheduled_job_registry.get_job_ids()  # its retry, in 5 s
         job.refresh()
         assert job.retries_left == 1
+

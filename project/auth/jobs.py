@@ -1,6 +1,6 @@
 """Auth's jobs. Email jobs (queue "email") receive a user id (a reset request: the email's
 key) and create their token themselves, so no secret ever sits in Redis; an SMTP failure
-raises, and RQ retries with backoff. `prune_login_failures` runs hourly (project/schedule.py)."""
+raises, and RQ retries with backoff. `prune_login_failures` runs hourly (`PERIODIC`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flask import current_app
 
 from project.auth.tokens import RESET, VERIFY, issue_token
 from project.extensions import db
-from project.jobs import EnqueuedJob, enqueue
+from project.jobs import EnqueuedJob, PeriodicJob, enqueue
 from project.mail import send_email
 from project.users.models import User
 
@@ -126,3 +126,13 @@ def prune_login_failures() -> int:
     count = prune()
     log.info("pruned %s old failed login(s)", count)
     return count
+
+
+PERIODIC = (
+    PeriodicJob(
+        id="periodic-prune-login-failures",
+        func=prune_login_failures,
+        queue="cleanup",
+        interval_seconds=3600,
+    ),
+)
