@@ -4,10 +4,12 @@ and abandoned jobs are swept."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from rq import Retry
@@ -150,3 +152,59 @@ def test_the_sweep_retries_a_job_whose_lease_ran_out(app, monkeypatch):
         job.refresh()
         assert job.retries_left == 1
 
+
+def project_imports() -> dict[str, set[str]]:
+    """Each module of project/ and the project modules it imports (at module level or inside
+    a function); `from package import name` counts as importing the submodule when it is one."""
+    root = Path(__file__).resolve().parent.parent / "project"
+    modules = {
+        ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in root.rglob("*.py")
+        if "generated" not in path.parts
+    }
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{parent}.{base}" if base else parent
+                targets |= {
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                }
+        graph[module] = {target for target in targets if target in modules and target != module}
+    return graph
+
+
+def test_no_feature_module_imports_the_jobs_that_call_it():
+    """A feature's jobs.py calls its service; were the service (or anything the jobs import) to
+    import the jobs back, the two would form an import circle: it queues them by dotted path."""
+    graph = project_imports()
+    circles = []
+    for jobs_module in (module for module in graph if module.endswith(".jobs")):
+        seen, todo = set(), list(graph[jobs_module])
+        while todo:
+            module = todo.pop()
+            if module in seen:
+                continue
+            seen.add(module)
+            todo += graph[module]
+        if jobs_module in seen:
+            circles.append(jobs_module)
+    assert circles == []
+
+
+def test_the_jobs_queued_by_dotted_path_exist():
+    from project.auth import jobs as auth_jobs
+    from project.auth.service import PASSWORD_RESET_JOB
+    from project.products import jobs as product_jobs
+    from project.products.sync import SYNC_JOB
+
+    assert import_attribute(PASSWORD_RESET_JOB) is auth_jobs.send_password_reset_job
+    assert import_attribute(SYNC_JOB) is product_jobs.sync_products_job
