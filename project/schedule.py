@@ -1,11 +1,12 @@
-"""The periodic jobs, as data, and the scheduler process (`python worker.py --scheduler`)
-that runs them and every retry a job asks for.
+"""The scheduler process (`python worker.py --scheduler`): it runs every feature's periodic
+jobs (declared as `PERIODIC` in the feature's jobs.py, collected by `periodic_jobs()`) and
+every retry a job asks for.
 
 Each job has a stable id, so registering again (a scheduler restart, a second scheduler)
 never adds a duplicate, and it keeps the job's next run: a restart, a crash loop or a Redis
 blip runs nothing early. A job whose definition changed (interval, function, queue) is
 rewritten, keeping its next run unless the new interval comes sooner; a job whose id carries
-our prefix but is no longer listed here is removed. Only a job missing from Redis (the first
+our prefix but is no longer declared is removed. Only a job missing from Redis (the first
 start, or a Redis that lost its data) is scheduled for now.
 
 Retries: a job enqueued with `Retry(interval=...)` that fails is parked in RQ's own
@@ -23,9 +24,11 @@ failed, once its retries are spent) by RQ's own clean-up.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Flask
@@ -34,65 +37,26 @@ from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock
 from rq_scheduler import Scheduler
 
-from project.jobs import QUEUE_NAMES
+from project import FEATURES
+from project.jobs import PERIODIC_ID_PREFIX, QUEUE_NAMES, PeriodicJob
 
 log = logging.getLogger(__name__)
 
-ID_PREFIX = "periodic-"  # every periodic job's id; other scheduled jobs are not ours to touch
 
-
-@dataclass(frozen=True)
-class PeriodicJob:
-    id: str
-    func: str  # dotted path, imported by the worker
-    queue: str
-    interval_config: str | None = None  # config key holding the interval
-    interval_unit_seconds: int = 60
-    interval_seconds: int | None = None  # fixed interval, when not configurable
-
-    def __post_init__(self) -> None:
-        if not self.id.startswith(ID_PREFIX):
-            raise ValueError(f"periodic job ids start with {ID_PREFIX!r}: {self.id!r}")
-
-    def interval(self, app: Flask) -> int:
-        if self.interval_seconds is not None:
-            return self.interval_seconds
-        return int(app.config[self.interval_config]) * self.interval_unit_seconds
-
-
-PERIODIC_JOBS = (
-    PeriodicJob(
-        id="periodic-products-sync",
-        func="project.products.jobs.sync_products_job",
-        queue="sync",
-        interval_config="PRODUCTS_SYNC_INTERVAL_MINUTES",
-    ),
-    PeriodicJob(
-        id="periodic-cleanup-unverified-users",
-        func="project.users.jobs.cleanup_unverified_users",
-        queue="cleanup",
-        interval_seconds=3600,
-    ),
-    PeriodicJob(
-        id="periodic-prune-login-failures",
-        func="project.auth.jobs.prune_login_failures",
-        queue="cleanup",
-        interval_seconds=3600,
-    ),
-    PeriodicJob(
-        id="periodic-expire-reservations",
-        func="project.orders.jobs.expire_reservations",
-        queue="stock",
-        interval_seconds=60,
-    ),
-    PeriodicJob(
-        id="periodic-requeue-lost-orders",
-        func="project.orders.jobs.requeue_lost_orders",
-        queue="stock",
-        interval_config="ORDERS_RECOVERY_INTERVAL_SECONDS",
-        interval_unit_seconds=1,
-    ),
-)
+@functools.cache  # read on every scheduler pass; the declarations never change in a process
+def periodic_jobs() -> tuple[PeriodicJob, ...]:
+    """Every feature's periodic jobs: the `PERIODIC` tuple of each `project/<feature>/jobs.py`,
+    in FEATURES order (found by name, as the app factory finds each feature's CLI commands)."""
+    found: list[PeriodicJob] = []
+    for feature in FEATURES:
+        if importlib.util.find_spec(f"project.{feature}.jobs") is None:
+            continue
+        found += getattr(importlib.import_module(f"project.{feature}.jobs"), "PERIODIC", ())
+    ids = [job.id for job in found]
+    duplicates = sorted({job_id for job_id in ids if ids.count(job_id) > 1})
+    if duplicates:
+        raise ValueError(f"periodic job ids declared twice: {duplicates}")
+    return tuple(found)
 
 
 SCHEDULER_ALIVE_KEY = "rq:scheduler:alive"
@@ -165,7 +129,7 @@ class AppScheduler(Scheduler):
 
     def enqueue_jobs(self):
         missing = [
-            job for job in PERIODIC_JOBS if self.connection.zscore(self.scheduled_jobs_key, job.id) is None
+            job for job in periodic_jobs() if self.connection.zscore(self.scheduled_jobs_key, job.id) is None
         ]
         for job in missing:
             _schedule(self.app, self, job)
@@ -216,7 +180,7 @@ class AppScheduler(Scheduler):
 def _schedule(app: Flask, scheduler: Scheduler, job: PeriodicJob, at: datetime | None = None) -> None:
     scheduler.schedule(
         scheduled_time=at or datetime.now(UTC),
-        func=job.func,
+        func=job.path,
         interval=job.interval(app),
         repeat=None,
         id=job.id,
@@ -231,18 +195,21 @@ def register_periodic_jobs(app: Flask, scheduler: Scheduler) -> list[str]:
     """Register every periodic job under its stable id, keeping the next run of those already
     registered as they are; returns the ids.
 
-    Periodic jobs no longer listed (removed or renamed in a release) are cancelled, or they
+    Periodic jobs no longer declared (removed or renamed in a release) are cancelled, or they
     would keep firing forever.
     """
-    wanted = {job.id: job for job in PERIODIC_JOBS}
+    declared = periodic_jobs()
+    wanted = {job.id: job for job in declared}
     registered = {
-        existing.id: existing for existing in scheduler.get_jobs() if existing.id.startswith(ID_PREFIX)
+        existing.id: existing
+        for existing in scheduler.get_jobs()
+        if existing.id.startswith(PERIODIC_ID_PREFIX)
     }
     for job_id, existing in registered.items():
         if job_id not in wanted:
             scheduler.cancel(existing)
             log.info("removed %s: no longer a periodic job", job_id)
-    for job in PERIODIC_JOBS:
+    for job in declared:
         existing = registered.get(job.id)
         if existing is None:
             _schedule(app, scheduler, job)  # never registered, or Redis lost it: now
@@ -252,12 +219,12 @@ def register_periodic_jobs(app: Flask, scheduler: Scheduler) -> list[str]:
         next_run = scheduler.connection.zscore(scheduler.scheduled_jobs_key, job.id)
         at = min(next_run or 0.0, time.time() + job.interval(app))
         _schedule(app, scheduler, job, at=datetime.fromtimestamp(at, UTC))
-    return [job.id for job in PERIODIC_JOBS]
+    return [job.id for job in declared]
 
 
 def _unchanged(app: Flask, registered, job: PeriodicJob) -> bool:
     return (
-        registered.func_name == job.func
+        registered.func_name == job.path
         and registered.origin == job.queue
         and registered.meta.get("interval") == job.interval(app)
     )

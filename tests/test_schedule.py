@@ -1,19 +1,77 @@
-"""The scheduler (project/schedule.py): registering again keeps every periodic job's next run,
-the retry locks are short so a survivor takes over in seconds, and abandoned jobs are swept."""
+"""The scheduler (project/schedule.py): every feature's periodic jobs are collected, registering
+again keeps each one's next run, the retry locks are short so a survivor takes over in seconds,
+and abandoned jobs are swept."""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from rq import Retry
+from rq.utils import import_attribute
 from rq_scheduler import Scheduler
 
-from project import schedule
+from project import FEATURES, schedule
 from project.extensions import redis_client
-from project.jobs import get_queue
-from project.schedule import PERIODIC_JOBS, AppScheduler, RetryScheduler, register_periodic_jobs
+from project.jobs import PeriodicJob, get_queue
+from project.schedule import AppScheduler, RetryScheduler, periodic_jobs, register_periodic_jobs
+
+# Redis keeps each job's next run under its id, and operators set these keys: neither changes.
+KNOWN_JOBS = {
+    "periodic-prune-login-failures": None,
+    "periodic-cleanup-unverified-users": None,
+    "periodic-products-sync": "PRODUCTS_SYNC_INTERVAL_MINUTES",
+    "periodic-expire-reservations": None,
+    "periodic-requeue-lost-orders": "ORDERS_RECOVERY_INTERVAL_SECONDS",
+}
+
+
+def declared_by_features() -> list[PeriodicJob]:
+    found: list[PeriodicJob] = []
+    for feature in FEATURES:
+        if importlib.util.find_spec(f"project.{feature}.jobs") is not None:
+            found += getattr(importlib.import_module(f"project.{feature}.jobs"), "PERIODIC", ())
+    return found
+
+
+def test_every_feature_s_periodic_jobs_are_collected_under_unique_ids():
+    declared = declared_by_features()
+    collected = periodic_jobs()
+    assert list(collected) == declared
+    assert len({job.id for job in collected}) == len(collected)
+    assert {job.id: job.interval_config for job in collected} == KNOWN_JOBS
+
+
+def test_each_periodic_job_is_declared_beside_its_function_and_imports_by_its_path():
+    for job in periodic_jobs():
+        assert import_attribute(job.path) is job.func
+        assert job.path.startswith("project.") and job.path.rpartition(".")[0].endswith(".jobs")
+
+
+def test_a_periodic_job_id_declared_twice_is_refused(monkeypatch):
+    import project.users.jobs as users_jobs
+
+    monkeypatch.setattr(users_jobs, "PERIODIC", users_jobs.PERIODIC * 2)
+    periodic_jobs.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="declared twice"):
+            periodic_jobs()
+    finally:
+        monkeypatch.undo()
+        periodic_jobs.cache_clear()
+
+
+def test_periodic_jobs_name_a_known_queue_and_the_prefix():
+    job = periodic_jobs()[0]
+    with pytest.raises(ValueError, match="start with"):
+        PeriodicJob(id="nightly", func=job.func, queue=job.queue, interval_seconds=60)
+    with pytest.raises(ValueError, match="unknown queue"):
+        PeriodicJob(id="periodic-x", func=job.func, queue="nowhere", interval_seconds=60)
 
 
 def next_runs(scheduler: Scheduler) -> dict[str, float]:
@@ -25,16 +83,16 @@ def test_registering_again_keeps_every_next_run(app):
         scheduler = Scheduler(connection=redis_client.client)
         register_periodic_jobs(app, scheduler)
         later = time.time() + 1800
-        for job in PERIODIC_JOBS:  # as if each had just run
+        for job in periodic_jobs():  # as if each had just run
             redis_client.client.zadd(scheduler.scheduled_jobs_key, {job.id: later})
         register_periodic_jobs(app, Scheduler(connection=redis_client.client))  # a restart
         runs = next_runs(scheduler)
-    assert sorted(runs) == sorted(job.id for job in PERIODIC_JOBS)
+    assert sorted(runs) == sorted(job.id for job in periodic_jobs())
     assert all(abs(when - later) < 1 for when in runs.values()), runs  # nothing moved to now
 
 
 def test_a_changed_interval_keeps_the_next_run_unless_the_new_one_is_sooner(app):
-    job = next(job for job in PERIODIC_JOBS if job.interval_seconds == 3600)
+    job = next(job for job in periodic_jobs() if job.interval_seconds == 3600)
     with app.app_context():
         scheduler = Scheduler(connection=redis_client.client)
         register_periodic_jobs(app, scheduler)
@@ -42,7 +100,7 @@ def test_a_changed_interval_keeps_the_next_run_unless_the_new_one_is_sooner(app)
         redis_client.client.zadd(scheduler.scheduled_jobs_key, {job.id: far})
         scheduler.schedule(  # an older release registered it every 2 hours
             scheduled_time=datetime.fromtimestamp(far, UTC),
-            func=job.func,
+            func=job.path,
             interval=7200,
             id=job.id,
             queue_name=job.queue,
@@ -93,3 +151,60 @@ def test_the_sweep_retries_a_job_whose_lease_ran_out(app, monkeypatch):
         assert job.id in queue.scheduled_job_registry.get_job_ids()  # its retry, in 5 s
         job.refresh()
         assert job.retries_left == 1
+
+
+def project_imports() -> dict[str, set[str]]:
+    """Each module of project/ and the project modules it imports (at module level or inside
+    a function); `from package import name` counts as importing the submodule when it is one."""
+    root = Path(__file__).resolve().parent.parent / "project"
+    modules = {
+        ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in root.rglob("*.py")
+        if "generated" not in path.parts
+    }
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{parent}.{base}" if base else parent
+                targets |= {
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                }
+        graph[module] = {target for target in targets if target in modules and target != module}
+    return graph
+
+
+def test_no_feature_module_imports_the_jobs_that_call_it():
+    """A feature's jobs.py calls its service; were the service (or anything the jobs import) to
+    import the jobs back, the two would form an import circle: it queues them by dotted path."""
+    graph = project_imports()
+    circles = []
+    for jobs_module in (module for module in graph if module.endswith(".jobs")):
+        seen, todo = set(), list(graph[jobs_module])
+        while todo:
+            module = todo.pop()
+            if module in seen:
+                continue
+            seen.add(module)
+            todo += graph[module]
+        if jobs_module in seen:
+            circles.append(jobs_module)
+    assert circles == []
+
+
+def test_the_jobs_queued_by_dotted_path_exist():
+    from project.auth import jobs as auth_jobs
+    from project.auth.service import PASSWORD_RESET_JOB
+    from project.products import jobs as product_jobs
+    from project.products.sync import SYNC_JOB
+
+    assert import_attribute(PASSWORD_RESET_JOB) is auth_jobs.send_password_reset_job
+    assert import_attribute(SYNC_JOB) is product_jobs.sync_products_job

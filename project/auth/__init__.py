@@ -11,7 +11,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Install auth's token check in the route guard and its account hooks in users."""
-    from project.auth.jobs import queue_email_changed_notice, queue_verification_email
+    from project.auth.emails import queue_email_changed_notice, queue_verification_email
     from project.auth.limits import account_identifiers, guarded_password_check, require_mails
     from project.auth.sessions import actor_for_token, revoke_sessions
     from project.auth.tokens import RESET, retire_links, retire_tokens

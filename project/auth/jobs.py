@@ -1,128 +1,39 @@
-"""Auth's jobs. Email jobs (queue "email") receive a user id (a reset request: the email's
-key) and create their token themselves, so no secret ever sits in Redis; an SMTP failure
-raises, and RQ retries with backoff. `prune_login_failures` runs hourly (project/schedule.py)."""
+"""Auth's jobs that call its service (emails are in auth/emails.py), and its periodic jobs.
+
+The service queues `send_password_reset_job` by its dotted path (`service.PASSWORD_RESET_JOB`):
+this module imports the service, so the service does not import it.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from urllib.parse import urlencode
 
-from flask import current_app
-
-from project.auth.tokens import RESET, VERIFY, issue_token
-from project.extensions import db
-from project.jobs import EnqueuedJob, enqueue
-from project.mail import send_email
-from project.users.models import User
+from project.auth import service
+from project.auth.emails import queue_password_reset_email
+from project.jobs import PeriodicJob
 
 log = logging.getLogger(__name__)
 
 
-def _enqueue_email(func, *args) -> EnqueuedJob | None:
-    """One retry per EMAIL_RETRY_BACKOFF entry (seconds), run by the scheduler at its time."""
-    backoff = tuple(current_app.config["EMAIL_RETRY_BACKOFF"])
-    return enqueue("email", func, *args, retries=len(backoff), backoff=backoff)
-
-
-def _link(path: str, token: str) -> str:
-    base = current_app.config["FRONTEND_URL"].rstrip("/")
-    return f"{base}/{path}?{urlencode({'token': token})}"
-
-
-def send_verification_email(user_id: int) -> bool:
-    """Email a fresh verification link; skipped when the user is gone or already verified."""
-    user = db.session.get(User, user_id)
-    if user is None or user.is_verified:
-        return False
-    hours = current_app.config["VERIFY_TOKEN_EXPIRE_HOURS"]
-    token = issue_token(user.id, VERIFY, timedelta(hours=hours), user.email)
-    db.session.commit()  # the link works before the email leaves
-    link = _link("verify-email", token)
-    send_email(
-        user.email,
-        "Confirm your email address",
-        f"Hello {user.username},\n\nConfirm your email address by opening this link:\n\n{link}\n\n"
-        f"The link is valid for {hours} hours. If you did not sign up, ignore this email.\n",
-    )
-    return True
-
-
-def send_password_reset_email(user_id: int) -> bool:
-    """Email a password-reset link; skipped when the user is gone or deactivated."""
-    user = db.session.get(User, user_id)
-    if user is None or not user.is_active:
-        return False
-    minutes = current_app.config["RESET_TOKEN_EXPIRE_MINUTES"]
-    token = issue_token(user.id, RESET, timedelta(minutes=minutes), user.email)
-    db.session.commit()
-    link = _link("reset-password", token)
-    send_email(
-        user.email,
-        "Reset your password",
-        f"Hello {user.username},\n\nSet a new password by opening this link:\n\n{link}\n\n"
-        f"The link is valid for {minutes} minutes and works once. If you did not ask for it, "
-        "ignore this email; your password stays as it is.\n",
-    )
-    return True
-
-
-def send_email_changed_notice(user_id: int, old_email: str) -> bool:
-    """Tell the previous address that the account's email changed (no link, no token)."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        return False
-    send_email(
-        old_email,
-        "Your email address was changed",
-        f"Hello {user.username},\n\nThe email address of your account was changed from this "
-        "address to another one. If you did not do this, reset your password and contact us.\n",
-    )
-    return True
-
-
-def queue_verification_email(user_id: int) -> EnqueuedJob | None:
-    job = _enqueue_email(send_verification_email, user_id)
-    if job is None:
-        log.error("verification email for user %s not queued (Redis down); the user can resend", user_id)
-    return job
-
-
-def queue_password_reset_email(user_id: int) -> EnqueuedJob | None:
-    job = _enqueue_email(send_password_reset_email, user_id)
-    if job is None:
-        log.error("password reset email for user %s not queued (Redis down)", user_id)
-    return job
-
-
-def request_password_reset(key: str) -> bool:
+def send_password_reset_job(key: str) -> bool:
     """`POST /password/forgot`, in the background: the account is looked up here, so the
     request does the same work whether or not it exists. Sends through its own job (with
     the email retries), so a retry never counts toward MAIL_RATE_LIMIT twice."""
-    from project.auth.service import request_password_reset as lookup
-
-    user_id = lookup(key)
+    user_id = service.request_password_reset(key)
     return user_id is not None and queue_password_reset_email(user_id) is not None
 
 
-def queue_password_reset_request(key: str) -> EnqueuedJob | None:
-    """Queue `request_password_reset` for an email's key (`users.models.email_key`)."""
-    job = enqueue("email", request_password_reset, key)
-    if job is None:
-        log.error("password reset request not queued (Redis down)")
-    return job
-
-
-def queue_email_changed_notice(user_id: int, old_email: str) -> EnqueuedJob | None:
-    job = _enqueue_email(send_email_changed_notice, user_id, old_email)
-    if job is None:
-        log.error("email-changed notice for user %s not queued (Redis down)", user_id)
-    return job
-
-
 def prune_login_failures() -> int:
-    from project.auth.service import prune_login_failures as prune
-
-    count = prune()
+    count = service.prune_login_failures()
     log.info("pruned %s old failed login(s)", count)
     return count
+
+
+PERIODIC = (
+    PeriodicJob(
+        id="periodic-prune-login-failures",
+        func=prune_login_failures,
+        queue="cleanup",
+        interval_seconds=3600,
+    ),
+)

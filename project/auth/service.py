@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from project.auth import limits
-from project.auth.jobs import queue_password_reset_request, queue_verification_email
+from project.auth.emails import queue_verification_email
 from project.auth.limits import clear_failures, login_identifier, take_password_attempt
 from project.auth.models import AuthSession
 from project.auth.sessions import decode, revoke_sessions, rotate_refresh_token, start_session
@@ -15,6 +16,7 @@ from project.auth.tokens import RESET, VERIFY, consume_token, retire_tokens
 from project.database import utcnow
 from project.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from project.extensions import db
+from project.jobs import enqueue
 from project.pagination import paginate
 from project.passwords import (
     check_password_policy,
@@ -26,7 +28,11 @@ from project.passwords import (
 from project.users.models import User, email_key
 from project.users.service import create_user, find_by_login, get_user
 
+log = logging.getLogger(__name__)
+
 BAD_CREDENTIALS = "Incorrect login or password."
+# forgot_password's job, by path: auth/jobs.py imports this module (the job calls back here).
+PASSWORD_RESET_JOB = "project.auth.jobs.send_password_reset_job"
 
 
 def register(email: str, username: str, password: str) -> User:
@@ -169,12 +175,14 @@ def resend_verification(user_id: int) -> None:
 def forgot_password(email: str) -> None:
     """Queue the reset request; the job looks the account up (auth/jobs.py). The request does
     the same work whether or not an account has this email, so its time tells nothing."""
-    queue_password_reset_request(email_key(email))
+    if enqueue("email", PASSWORD_RESET_JOB, email_key(email)) is None:
+        log.error("password reset request not queued (Redis down)")
 
 
 def request_password_reset(key: str) -> int | None:
-    """The job's side of `forgot_password`: the id of the active account with this email key
-    whose reset mail fits MAIL_RATE_LIMIT (counted, committed), else None (nothing sent)."""
+    """The job's side of `forgot_password` (`jobs.send_password_reset_job`): the id of the
+    active account with this email key whose reset mail fits MAIL_RATE_LIMIT (counted,
+    committed), else None (nothing sent)."""
     user = db.session.scalar(select(User).where(User.email_key == key))
     if user is None or not user.is_active or limits.reserve_mails(user.id, [user.email]) is not None:
         db.session.rollback()

@@ -5,7 +5,7 @@ Reservations are coalesced into drain jobs: `POST /orders` commits the order, th
 started (the `orders:drain:queued` flag, one Redis round trip for most POSTs). A drain
 reserves pending orders, oldest first, up to RESERVE_BATCH of them in one transaction, until
 none is left. The scheduler runs `expire_reservations` every minute and the safety net `requeue_lost_orders`
-every ORDERS_RECOVERY_INTERVAL_SECONDS (default 60; project/schedule.py).
+every ORDERS_RECOVERY_INTERVAL_SECONDS (default 60): `PERIODIC`, below.
 """
 
 from __future__ import annotations
@@ -215,3 +215,20 @@ def _drain_on_its_way() -> bool:
         list[bytes], queue.connection.zrangebyscore(queue.scheduled_job_registry.key, overdue, "+inf")
     )
     return any(job_id.startswith(DRAIN_JOB_PREFIX.encode()) for job_id in scheduled)
+
+
+PERIODIC = (
+    jobs.PeriodicJob(
+        id="periodic-expire-reservations",
+        func=expire_reservations,
+        queue="stock",
+        interval_seconds=60,
+    ),
+    jobs.PeriodicJob(
+        id="periodic-requeue-lost-orders",
+        func=requeue_lost_orders,
+        queue="stock",
+        interval_config="ORDERS_RECOVERY_INTERVAL_SECONDS",
+        interval_unit_seconds=1,
+    ),
+)

@@ -1,4 +1,5 @@
-"""Background jobs of the catalogue (run by `python worker.py`, scheduled by schedule.py)."""
+"""Background jobs of the catalogue (run by `python worker.py`): the sync, queued by
+`sync.start_sync` and run every PRODUCTS_SYNC_INTERVAL_MINUTES (`PERIODIC`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 
 from rq import get_current_job
 
+from project.jobs import PeriodicJob
 from project.products.sync import run_sync
 
 
@@ -22,3 +24,13 @@ def sync_products_job(job_id: str | None = None) -> dict | None:
     if run.status == "failed":
         raise SyncFailed(run.error)
     return {"created": run.created, "updated": run.updated, "failed": run.failed}
+
+
+PERIODIC = (
+    PeriodicJob(
+        id="periodic-products-sync",
+        func=sync_products_job,
+        queue="sync",
+        interval_config="PRODUCTS_SYNC_INTERVAL_MINUTES",
+    ),
+)

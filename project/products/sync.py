@@ -196,16 +196,16 @@ def last_run() -> SyncRun | None:
 
 # Seconds before each retry of a failed sync job (run by the scheduler process at its time).
 RETRY_BACKOFF = (30, 120, 300)
+# The job start_sync queues, by path: jobs.py imports this module (the job runs run_sync).
+SYNC_JOB = "project.products.jobs.sync_products_job"
 
 
 def start_sync() -> dict[str, str]:
     """Queue a sync now (inline when there is no Redis); 503 when the queue is down."""
-    from project.products.jobs import sync_products_job
-
     job_id = str(uuid.uuid4())
     job = enqueue(
         "sync",
-        sync_products_job,
+        SYNC_JOB,
         job_id,
         job_id=job_id,
         retries=len(RETRY_BACKOFF),

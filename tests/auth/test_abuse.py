@@ -201,7 +201,8 @@ def test_the_limit_counts_per_target_address_too(client, app, user, smtp_server,
 
 
 def test_forgot_password_does_the_same_work_whether_or_not_the_account_exists(app, client, user, monkeypatch):
-    import project.auth.jobs as jobs
+    import project.auth.service as service
+    from project.jobs import job_name
 
     def work_of(email: str) -> tuple[list[str], list[str]]:
         statements: list[str] = []
@@ -210,7 +211,9 @@ def test_forgot_password_does_the_same_work_whether_or_not_the_account_exists(ap
         def count(conn, cursor, statement, *args):
             statements.append(statement)
 
-        monkeypatch.setattr(jobs, "enqueue", lambda queue, func, *args, **kw: queued.append(func.__name__))
+        monkeypatch.setattr(
+            service, "enqueue", lambda queue, func, *args, **kw: queued.append(job_name(func))
+        )
         with app.app_context():
             engine = db.engine
         event.listen(engine, "before_cursor_execute", count)
@@ -222,7 +225,7 @@ def test_forgot_password_does_the_same_work_whether_or_not_the_account_exists(ap
 
     known, unknown = work_of(user["email"]), work_of("ghost@example.com")
     assert known == unknown
-    assert known[1] == ["request_password_reset"]  # the lookup itself runs in the background
+    assert known[1] == ["send_password_reset_job"]  # the lookup itself runs in the background
 
 
 def test_failures_are_counted_per_name_in_the_table(client, app, user):

@@ -118,7 +118,7 @@ def test_email_goes_to_the_email_queue_with_retries(client, app):
         jobs = queue.get_jobs()
         assert len(jobs) == 1
         job = jobs[0]
-        assert job.func_name == "project.auth.jobs.send_verification_email"
+        assert job.func_name == "project.auth.emails.send_verification_email"
         assert job.retries_left and job.retries_left > 0
         # The job carries the user id only: no token or secret sits in Redis.
         assert all(isinstance(arg, int) for arg in job.args)
@@ -139,7 +139,7 @@ def test_failed_smtp_send_raises_and_is_scheduled_for_retry(client, app, run_job
         assert job.retries_left == retries - 1
         assert job.id in Queue("email", connection=redis_client.client).scheduled_job_registry.get_job_ids()
 
-        from project.auth.jobs import send_verification_email
+        from project.auth.emails import send_verification_email
         from project.users.models import User
 
         user_id = db.session.scalar(db.select(User.id))

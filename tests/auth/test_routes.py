@@ -403,6 +403,13 @@ def test_forgot_password_same_answer_whether_or_not_the_account_exists(client, u
     assert client.post(f"{API}/password/forgot", json={"email": "nope"}).status_code == 422
 
 
+@pytest.mark.app_config(REDIS_URL=None)
+def test_without_redis_forgot_password_sends_the_link_inline(client, user, smtp_server):
+    """The reset request is queued by its dotted path (auth/jobs.py): inline, it runs all the same."""
+    assert client.post(f"{API}/password/forgot", json={"email": user["email"]}).status_code == 202
+    assert [m["To"] for m in smtp_server.messages] == [user["email"]]
+
+
 def test_reset_password_kills_old_tokens_and_is_single_use(client, user, log_in, smtp_server, run_jobs):
     old = log_in(user["email"], user["password"])
     client.post(f"{API}/password/forgot", json={"email": user["email"]})

@@ -476,24 +476,24 @@ def test_periodic_jobs_register_with_rq_scheduler(app):
     from rq_scheduler import Scheduler
 
     from project.extensions import redis_client
-    from project.schedule import PERIODIC_JOBS, register_periodic_jobs
+    from project.schedule import periodic_jobs, register_periodic_jobs
 
     with app.app_context():
         scheduler = Scheduler(connection=redis_client.client)
         ids = register_periodic_jobs(app, scheduler)
         register_periodic_jobs(app, scheduler)  # a restart replaces, never duplicates
         assert sorted(job.id for job in scheduler.get_jobs()) == sorted(ids)
-    assert len(ids) == len(PERIODIC_JOBS)
+    assert len(ids) == len(periodic_jobs())
 
 
 def test_registration_removes_periodic_jobs_no_longer_defined(app):
-    """A periodic job dropped from schedule.py must stop firing; other scheduled jobs stay."""
+    """A periodic job no longer declared (in a feature's PERIODIC) must stop firing; others stay."""
     from datetime import UTC, datetime
 
     from rq_scheduler import Scheduler
 
     from project.extensions import redis_client
-    from project.schedule import PERIODIC_JOBS, register_periodic_jobs
+    from project.schedule import periodic_jobs, register_periodic_jobs
 
     with app.app_context():
         scheduler = Scheduler(connection=redis_client.client)
@@ -507,13 +507,13 @@ def test_registration_removes_periodic_jobs_no_longer_defined(app):
             )
         register_periodic_jobs(app, scheduler)
         ids = sorted(job.id for job in scheduler.get_jobs())
-    assert ids == sorted([*(job.id for job in PERIODIC_JOBS), "someone-elses-job"])
+    assert ids == sorted([*(job.id for job in periodic_jobs()), "someone-elses-job"])
 
 
 def test_the_scheduler_restores_periodic_jobs_lost_with_redis(app):
     """A Redis restart without persistence empties the schedule: the next pass re-registers it."""
     from project.extensions import redis_client
-    from project.schedule import PERIODIC_JOBS, AppScheduler, register_periodic_jobs
+    from project.schedule import AppScheduler, periodic_jobs, register_periodic_jobs
 
     with app.app_context():
         scheduler = AppScheduler(connection=redis_client.client, interval=5, app=app)
@@ -521,9 +521,9 @@ def test_the_scheduler_restores_periodic_jobs_lost_with_redis(app):
         redis_client.client.flushdb()
         assert list(scheduler.get_jobs()) == []
         scheduler.enqueue_jobs()
-        assert sorted(job.id for job in scheduler.get_jobs()) == sorted(job.id for job in PERIODIC_JOBS)
+        assert sorted(job.id for job in scheduler.get_jobs()) == sorted(job.id for job in periodic_jobs())
         scheduler.enqueue_jobs()  # nothing missing: nothing added twice
-        assert len(list(scheduler.get_jobs())) == len(PERIODIC_JOBS)
+        assert len(list(scheduler.get_jobs())) == len(periodic_jobs())
 
 
 def test_the_scheduler_process_outlives_a_redis_outage(app, monkeypatch):

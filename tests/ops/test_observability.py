@@ -199,7 +199,7 @@ def test_rq_dashboard_refuses_cross_site_changes(app, dashboard):
 
     with app.app_context():
         queue = get_queue("email")
-        queue.enqueue("project.auth.jobs.send_verification_email", 1)
+        queue.enqueue("project.auth.emails.send_verification_email", 1)
     auth = basic("ops", "s3cret-pass")
     empty = "/rq/queue/email/queued/empty"
 

@@ -13,7 +13,7 @@ import psycopg2
 import redis
 import requests
 
-from project.schedule import PERIODIC_JOBS
+from project.schedule import periodic_jobs
 from tests.helpers import wait_for
 from tests.topology.harness import PRODUCTION_ENV, Service, Topology
 
@@ -270,7 +270,7 @@ def periodic_enqueued_at(stack: Stack) -> dict[str, bytes | None]:
 def test_scheduler_restarts_run_no_periodic_job_early(topology):
     stack = start_stack(topology)
     first = stack.scheduler("scheduler-1")
-    declared = {job.id for job in PERIODIC_JOBS}
+    declared = {job.id for job in periodic_jobs()}
     first_runs: dict[str, bytes | None] = {}
 
     def every_job_ran_once() -> bool:
