@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from flask import current_app, g, has_request_context, request
 
 from project.errors import Forbidden, Unauthorized
-from project.openapi import guarded
+from project.openapi import document_auth
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,7 +80,7 @@ def auth_required(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise Forbidden("You are not allowed to do this.")
             return func(*args, **kwargs)
 
-        return guarded(wrapper, checks_role=bool(roles))
+        return document_auth(wrapper, checks_role=bool(roles))
 
     return decorator
 
