@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property, wraps
+from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from flask import current_app, g, has_request_context, request
 
 from project.errors import Forbidden, Unauthorized
-from project.openapi import guarded
+from project.openapi import document_auth
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,21 +38,14 @@ class Actor:
     id: int
     role: str
     session_id: str
-    # The account's columns as the token check read them (this request's, not the token's).
-    profile: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    # Builds the account's ORM object from `profile` (no query); see `account`.
-    load_account: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    # The account's columns by name, as the token check read them in this request (not the
+    # token's): GET /users/me answers them, and the users feature builds its ORM object from
+    # them without a second query. The guard knows no column: values are for the reader to type.
+    profile: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
-
-    @cached_property
-    def account(self) -> Any:
-        """The account row as an ORM object in the request's session, built on first use from
-        what the token check read: a service changing the current user needs no second query,
-        and a request that only reads (`GET /users/me`) builds no ORM object at all."""
-        return self.load_account() if self.load_account is not None else None
 
 
 TokenCheck = Callable[[str], Actor]
@@ -87,7 +80,7 @@ def auth_required(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise Forbidden("You are not allowed to do this.")
             return func(*args, **kwargs)
 
-        return guarded(wrapper, checks_role=bool(roles))
+        return document_auth(wrapper, checks_role=bool(roles))
 
     return decorator
 

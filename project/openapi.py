@@ -5,7 +5,7 @@ Every feature's blueprint is a `project.openapi.Blueprint`; on top of flask-smor
 - `@blp.errors(404, (409, "SKU already taken."))`: the one way to document error answers. Each
   gets the error shape (`ErrorSchema`) as its schema, a description (the default below unless
   given) and its headers (`WWW-Authenticate` on 401, `Retry-After` on 429). The route guard
-  (`auth_required`) documents its 401, and its 403 when it checks a role, through `guarded()`.
+  (`auth_required`) documents its 401, and its 403 when it checks a role, through `document_auth()`.
 - Answers documented on every operation without being written: 422 where arguments are parsed,
   400 and 413 where a request body is read, 429 on rate-limited blueprints. Anything else (500,
   503) is the `default` response, in the error shape too.
@@ -113,7 +113,7 @@ def _responses(func: Callable) -> dict:
     return func._apidoc.setdefault("response", {}).setdefault("responses", {})  # type: ignore[attr-defined]
 
 
-def guarded(func: F, checks_role: bool) -> F:
+def document_auth(func: F, checks_role: bool) -> F:
     """What the route guard adds to an operation's document: the security schemes, its 401 and,
     when it checks a role, its 403."""
     func = flask_smorest.Blueprint.doc(security=SECURITY)(func)

@@ -69,7 +69,7 @@ class RedisClient:
             connect(url, timeout, breaker_seconds, retry_seconds) if url else None
         )
         real = client is not None and not type(client).__module__.startswith("fakeredis")
-        app.extensions["redis_hot_line"] = HotLine(client) if client is not None and real else None
+        app.extensions["redis_hot_line"] = ThreadConnection(client) if client is not None and real else None
 
     @property
     def client(self) -> redis.Redis | None:
@@ -200,7 +200,7 @@ def _sentinel_master(url: str, client_options: dict[str, Any], timeout: float) -
 
 def guard(client: redis.Redis, breaker: CircuitBreaker) -> redis.Redis:
     """Put `breaker` in front of every connection of `client`'s pool (commands, pipelines,
-    the HotLine, RQ, the limiter when it shares the pool), whatever the connection class the
+    the ThreadConnection, RQ, the limiter when it shares the pool), whatever the connection class the
     URL chose (plain, TLS, Sentinel-managed)."""
     pool = client.connection_pool
     base = pool.connection_class
@@ -246,11 +246,11 @@ class GuardedConnection:
             raise CircuitOpen("Redis failed moments ago; not tried again until the breaker closes")
 
 
-class HotLine(threading.local):
+class ThreadConnection(threading.local):
     """A connection of this thread's own, outside the pool, for the commands of a cache HIT.
 
     redis-py's pool costs a HIT more CPU than the round trip does (a checkout with its pid
-    check and argument inspection, a retry wrapper, the release: about 40 us here); a thread
+    check and argument inspection, a retry wrapper, the release; bench/README.md); a thread
     keeping its connection needs none of it. Same settings as the pool's connections (timeouts,
     health checks). A connection that fails is dropped; a command that found the connection
     closed (Redis restarted) is sent once more on a new one; a timeout is not retried.

@@ -3,7 +3,9 @@
 The REST guard (`actor_for_token`) and the gRPC servicer (`check_token`) share one token
 check: signature and expiry good, the expected token type, its session live (not logged out,
 not revoked, not rotated away), and the user existing and active. Sessions are rows in the
-database, so a revocation takes effect on the next request of every process at once.
+database, so a revocation takes effect on the next request of every process at once. The
+token takes three shapes on its way: its claims, the user's columns as the check read them
+(`project.prepared_read`: one round trip), and the route's `Actor`.
 
 Nothing here reads the request or commits: the calling service owns the transaction (a
 password change and the end of the other sessions are one commit).
@@ -24,14 +26,13 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from flask_jwt_extended.config import config as jwt_config
 from sqlalchemy import bindparam, select, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import make_transient_to_detached
 
 from project.auth.models import AuthSession
-from project.database import PreparedRead, rowcount, utcnow
+from project.database import rowcount, utcnow
 from project.errors import Unauthorized
 from project.extensions import db
 from project.guard import Actor
+from project.prepared_read import PreparedRead
 from project.routing import DB_ID_MAX
 from project.users.models import User
 
@@ -47,12 +48,12 @@ def _refresh_expires() -> timedelta:
     return timedelta(days=current_app.config["REFRESH_TOKEN_EXPIRE_DAYS"])
 
 
-def _token_pair(user: User, session_id: str, refresh_jti: str) -> dict[str, Any]:
-    identity = str(user.id)
+def _token_pair(user_id: int, role: str, session_id: str, refresh_jti: str) -> dict[str, Any]:
+    identity = str(user_id)
     return {
         "access_token": create_access_token(
             identity=identity,
-            additional_claims={"sid": session_id, "role": user.role},
+            additional_claims={"sid": session_id, "role": role},
             expires_delta=_access_expires(),
         ),
         "refresh_token": create_refresh_token(
@@ -79,14 +80,14 @@ def start_session(user: User, user_agent: str | None = None, ip: str | None = No
         ip=(ip or "")[:64] or None,
     )
     db.session.add(session)
-    return _token_pair(user, session.id, session.refresh_jti)
+    return _token_pair(user.id, user.role, session.id, session.refresh_jti)
 
 
 # A token's signature and claims never change, so a token verified once is remembered (the
 # last VERIFIED_TOKENS of them, with the settings they were verified under) and a hit checks
-# only its expiry again: PyJWT's decode is ~50 us of CPU, a third of the gRPC check. A token
-# that fails verification is never remembered. Revocation is not a property of the token:
-# the session row is read on every request.
+# only its expiry again: PyJWT's decode is a large share of a check's CPU (bench/README.md).
+# A token that fails verification is never remembered. Revocation is not a property of the
+# token: the session row is read on every request.
 VERIFIED_TOKENS = 4096
 _now = time.time
 
@@ -149,93 +150,45 @@ def _claims_in_range(claims: Claims, token_type: str, leeway: float) -> bool:
     return isinstance(exp, int | float) and exp <= _now() + lifetime.total_seconds() + leeway
 
 
-# The session and user check, built once (every authenticated request runs it, so SQLAlchemy
-# reuses its compiled form). Plain columns, not ORM entities: loading two entities through a
-# Session costs more CPU than the round trip; `_user_of` builds the one object needed.
+# The session and user check, built once (every authenticated request runs it). Plain columns,
+# not ORM entities: loading two entities through a Session costs more CPU than the round trip.
+# A row means a live session (not logged out, not revoked); its columns are the user's.
 USER_COLUMNS = {attr.key: attr.columns[0] for attr in sa_inspect(User).column_attrs}
-SESSION_AND_USER = (
-    select(
-        *(column.label(key) for key, column in USER_COLUMNS.items()), AuthSession.revoked_at.label("revoked")
-    )
+LIVE_SESSION_USER = (
+    select(*(column.label(key) for key, column in USER_COLUMNS.items()))
     .join_from(User, AuthSession, AuthSession.user_id == User.id)
-    .where(AuthSession.id == bindparam("sid"), User.id == bindparam("user_id"))
+    .where(
+        AuthSession.id == bindparam("sid"), User.id == bindparam("user_id"), AuthSession.revoked_at.is_(None)
+    )
 )
+_LIVE_SESSION_USER_READ = PreparedRead("session_and_user", LIVE_SESSION_USER, ("sid", "user_id"))
 
 
 def _ids(claims: Claims) -> dict[str, Any]:
     return {"sid": claims["sid"], "user_id": int(claims["sub"])}
 
 
-class UserRow(dict[str, Any]):
-    """A user's columns as the token check read them: by key (`row["role"]`) and by attribute
-    name (`row.role`), as Core's rows are read."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-_SESSION_AND_USER_READ = PreparedRead("session_and_user", SESSION_AND_USER, ("sid", "user_id"))
-
-
-def _read_session_user(claims: Claims) -> dict[str, Any] | None:
-    """The session and user row in ONE round trip to PostgreSQL (a prepared statement on a
-    pooled connection in autocommit: no BEGIN, no ROLLBACK, no pre-ping; project.database).
-    A connection the server ended (restart, failover, pg_terminate_backend) fails the read
-    once and is replaced: the read is retried once on a fresh connection."""
-    if db.engine.dialect.name != "postgresql":  # SQLite: no round trips to save
-        row = db.session.execute(SESSION_AND_USER, _ids(claims)).first()
-        return dict(row._mapping) if row is not None else None
-    for attempt in (1, 2):
-        try:
-            return _SESSION_AND_USER_READ.first(_ids(claims))
-        except DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-    return None
-
-
-def _live(row: dict[str, Any] | None) -> UserRow:
+def _active(row: dict[str, Any] | None) -> dict[str, Any]:
     """The user's columns of a live session of an active user, else Unauthorized."""
-    if row is None or row["revoked"] is not None:
+    if row is None:
         raise Unauthorized("Token has been revoked.", error="token_revoked")
     if not row["is_active"]:
         raise Unauthorized("Account is deactivated.", error="token_revoked")
-    return UserRow((key, row[key]) for key in USER_COLUMNS)
+    return row
 
 
-def _user_of(row: UserRow) -> User:
-    """The row's user as a detached instance (no session holds it yet, no query)."""
-    user = User(**row)
-    make_transient_to_detached(user)
-    return user
-
-
-def check_token(token: str, expected_type: str = "access") -> tuple[UserRow, Claims]:
-    """The one token check, for REST and gRPC: the user's columns (by key or attribute name:
-    `row.id`, `row.role`, ...) and the claims. No ORM object: gRPC answers from the row."""
+def check_token(token: str, expected_type: str = "access") -> tuple[dict[str, Any], Claims]:
+    """The one token check, for REST and gRPC: the user's columns as read now (by name:
+    `columns["role"]`) and the token's claims. No ORM object: gRPC answers from the columns,
+    and GET /users/me too."""
     claims = decode(token, expected_type)
-    return _live(_read_session_user(claims)), claims
-
-
-def authenticate(token: str, expected_type: str = "access") -> tuple[User, Claims]:
-    """`check_token`, with the user as a detached instance (for a request's session)."""
-    row, claims = check_token(token, expected_type)
-    return _user_of(row), claims
+    return _active(_LIVE_SESSION_USER_READ.first(_ids(claims))), claims
 
 
 def actor_for_token(token: str) -> Actor:
     """The route guard's check (installed in project.guard when auth registers)."""
-    row, claims = check_token(token, "access")
-
-    def load_account() -> User:
-        # Into the request's session without a query: a service reading the user again in
-        # this request gets it from the identity map, and may change it.
-        return db.session.merge(_user_of(row), load=False)
-
-    return Actor(id=row.id, role=row.role, session_id=claims["sid"], profile=row, load_account=load_account)
+    columns, claims = check_token(token, "access")
+    return Actor(id=columns["id"], role=columns["role"], session_id=claims["sid"], profile=columns)
 
 
 def rotate_refresh_token(token: str) -> dict[str, Any] | None:
@@ -246,8 +199,9 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
     is a conditional UPDATE, so of two concurrent refreshes with one token only one wins.
     """
     claims = decode(token, "refresh")
-    row = db.session.execute(SESSION_AND_USER, _ids(claims)).first()
-    user = _user_of(_live(dict(row._mapping) if row is not None else None))
+    # In the caller's transaction, beside the swap below: not the token check's own connection.
+    row = db.session.execute(LIVE_SESSION_USER, _ids(claims)).first()
+    user = _active(dict(row._mapping) if row is not None else None)
     session_id = claims["sid"]
     new_jti = str(uuid.uuid4())
     now = utcnow()
@@ -266,7 +220,7 @@ def rotate_refresh_token(token: str) -> dict[str, Any] | None:
     if not swapped:
         revoke_sessions(session_ids=[session_id])
         return None
-    return _token_pair(user, session_id, new_jti)
+    return _token_pair(user["id"], user["role"], session_id, new_jti)
 
 
 def revoke_sessions(

@@ -1,7 +1,7 @@
 """`auth.AuthService`: ValidateToken runs the REST API's own token check (`check_token`).
 
-Answered from the checked row: no ORM object, no Flask request, one app context per call
-(the token check reads the app's engine and JWT settings).
+Answered from the user's columns the check read: no ORM object, no Flask request, one app
+context per call (the token check reads the app's engine and JWT settings).
 """
 
 from __future__ import annotations
@@ -42,9 +42,13 @@ class AuthService(auth_pb2_grpc.AuthServiceServicer):
             return invalid("Invalid token.")
         try:
             with self.app.app_context():
-                row, claims = check_token(token, "access")
+                user, claims = check_token(token, "access")
                 return auth_pb2.ValidateTokenResponse(
-                    valid=True, user_id=row.id, email=row.email, role=row.role, expires_at=int(claims["exp"])
+                    valid=True,
+                    user_id=user["id"],
+                    email=user["email"],
+                    role=user["role"],
+                    expires_at=int(claims["exp"]),
                 )
         except AppError as exc:
             return invalid(exc.message)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
 from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, Forbidden, NotFound, field_error
@@ -31,10 +32,25 @@ def get_user(user_id: int) -> User:
     return user
 
 
+def own_account(actor: Actor) -> User:
+    """The caller's account in the request's session. Built from the columns the token check
+    read in this request (no second query) unless the session holds it already; a service may
+    change it and commit."""
+    known = db.session.identity_map.get(db.session.identity_key(User, actor.id))
+    if known is not None:
+        return known
+    if not actor.profile:  # an Actor made without the token check's read
+        return get_user(actor.id)
+    user = User(**actor.profile)
+    make_transient_to_detached(user)
+    db.session.add(user)  # detached -> persistent: into the identity map, no query
+    return user
+
+
 def get_visible_user(viewer: Actor, user_id: int) -> User:
     """Admins see everyone; others only themselves (anyone else is a 404, not a 403)."""
-    if viewer.id == user_id and viewer.account is not None:
-        return viewer.account  # read by the token check: no second query
+    if viewer.id == user_id:
+        return own_account(viewer)
     if not viewer.is_admin and viewer.id != user_id:
         raise NotFound("User not found.")
     return get_user(user_id)
@@ -133,7 +149,7 @@ def update_me(actor: Actor, changes: dict[str, Any], ip: str | None = None) -> U
     within MAIL_RATE_LIMIT, else a 429 and no change."""
     username, email = changes.get("username"), changes.get("email")
     password, current_password = changes.get("password"), changes.get("current_password")
-    user = actor.account if actor.account is not None else get_user(actor.id)
+    user = own_account(actor)
     email_changes = email is not None and normalize_email(email) != user.email
     if password is not None:
         _check_current_password(user, current_password, "password", ip)
