@@ -192,10 +192,9 @@ class Config:
     # The address the gRPC server binds ("[::]": every interface, IPv4 and IPv6).
     GRPC_HOST = env_str("GRPC_HOST", "[::]")
     # Processes serving GRPC_PORT (grpc_server.py), and the token/health-check threads of each (each
-    # thread keeps a PostgreSQL connection for the check). 2, measured (h2load -c16 -m1, 2 processes,
-    # 8 s runs in turns, medians of 3): 2 threads 2,364 calls/s, 3: 2,304, 4: 2,071, 8: 1,870.
-    # One thread runs Python while the other waits on PostgreSQL; more threads only take turns
-    # at the one GIL (16-21 context switches per call at 8 threads, 10-11 at 2).
+    # thread keeps a PostgreSQL connection for the check). 2: one thread runs Python while the
+    # other waits on PostgreSQL; more threads only take turns at the one GIL (the measurements:
+    # bench/README.md, gRPC threads).
     GRPC_WORKERS = env_int("GRPC_WORKERS", os.cpu_count() or 1)
     GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 2)
     # Worker and gRPC processes serve their own /metrics here (unset: off); the API's is /metrics.
