@@ -7,12 +7,12 @@ import importlib
 import importlib.util
 from pathlib import Path
 
-from flask import Flask, Request
+from flask import Flask
 from flask.json.provider import DefaultJSONProvider
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from config import check_production_config, derive_settings, get_config
 from project import sqlite, tracing, wsgi_stack
+from project.cookie_session import CookieSessionOnDemand
 
 # One package per feature; each has routes.py with `blp`, may have cli.py with `commands`, and
 # may define `init_app(app)` in its __init__.py to fill the hooks of the features below it.
@@ -113,13 +113,3 @@ def register_commands(app: Flask) -> None:
         module = importlib.import_module(f"project.{feature}.cli")
         for command in module.commands:
             app.cli.add_command(command)
-
-
-class CookieSessionOnDemand(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, unpacked only when the request carries the cookie: the
-    API authenticates with bearer tokens, and building the signer costs every request."""
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
-            return self.session_class()
-        return super().open_session(app, request)
