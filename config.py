@@ -3,7 +3,8 @@
 The contract's names are listed in API.md (Environment); the tuning knobs beyond it
 (ORDERS_*, GRPC_WORKERS, METRICS_PORT, ...) in the README's Configuration table, with their
 defaults. `get_config()` picks the class from `APP_ENV`; `create_app()` may lay overrides on
-top (tests do). In development, a `.env` file beside this one fills in what the environment
+top (tests do), then `derive_settings()` fills in the extensions' settings that follow from
+them. In development, a `.env` file beside this one fills in what the environment
 does not set (`load_dotenv_file`).
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, overload
 
@@ -190,10 +192,9 @@ class Config:
     # The address the gRPC server binds ("[::]": every interface, IPv4 and IPv6).
     GRPC_HOST = env_str("GRPC_HOST", "[::]")
     # Processes serving GRPC_PORT (grpc_server.py), and the token/health-check threads of each (each
-    # thread keeps a PostgreSQL connection for the check). 2, measured (h2load -c16 -m1, 2 processes,
-    # 8 s runs in turns, medians of 3): 2 threads 2,364 calls/s, 3: 2,304, 4: 2,071, 8: 1,870.
-    # One thread runs Python while the other waits on PostgreSQL; more threads only take turns
-    # at the one GIL (16-21 context switches per call at 8 threads, 10-11 at 2).
+    # thread keeps a PostgreSQL connection for the check). 2: one thread runs Python while the
+    # other waits on PostgreSQL; more threads only take turns at the one GIL (the measurements:
+    # bench/README.md, gRPC threads).
     GRPC_WORKERS = env_int("GRPC_WORKERS", os.cpu_count() or 1)
     GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 2)
     # Worker and gRPC processes serve their own /metrics here (unset: off); the API's is /metrics.
@@ -290,6 +291,47 @@ def check_production_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key} is the development default; set a secret of your own")
         if len(str(value).encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"{key} must be at least {MIN_SECRET_BYTES} bytes long when APP_ENV=production")
+
+
+def derive_settings(config: MutableMapping[str, Any]) -> None:
+    """The extension settings that follow from the contract's variables, set in an app's
+    config (`create_app` calls this once its config and overrides are in)."""
+    from project.rate_limits import ONE_TRIP  # here: project imports this module first
+
+    config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
+    redis_url = config.get("REDIS_URL") or ""
+    real_redis = bool(redis_url) and not redis_url.startswith("fakeredis://")
+    config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=config["ACCESS_TOKEN_EXPIRE_MINUTES"])
+    config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=config["REFRESH_TOKEN_EXPIRE_DAYS"])
+    config["JWT_TOKEN_LOCATION"] = ["headers"]
+    # The limiter object is process-wide and keeps the first default limit it is given, so
+    # it gets a callable that reads the current app's setting on every request.
+    config["RATE_LIMIT_DEFAULT"] = config.get("RATELIMIT_DEFAULT") or config["RATE_LIMIT_DEFAULT"]
+    config["RATELIMIT_DEFAULT"] = _default_rate_limit
+    # With Redis, limits keep their counters on the app's own client's pool (create_app's
+    # share_redis_with_limiter): the URI only picks limits' Redis storage, so Sentinel and TLS
+    # URLs need no second parser.
+    config.setdefault("RATELIMIT_STORAGE_URI", "redis://" if real_redis else "memory://")
+    config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # One Redis round trip per limited request, headers included (project/rate_limits.py).
+    config.setdefault("RATELIMIT_STRATEGY", ONE_TRIP)
+    # A Redis outage must not take the API down with it: limits fall back to memory.
+    config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    config.setdefault("CACHE_DEFAULT_TIMEOUT", config["PRODUCTS_CACHE_TTL"])
+    config.setdefault("CACHE_KEY_PREFIX", "cache:")
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # An unreachable database host must become a 503 within seconds, not hang a worker.
+        options = config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
+        options.setdefault("pool_size", config["DB_POOL_SIZE"])
+        options.setdefault("max_overflow", config["DB_MAX_OVERFLOW"])
+
+
+def _default_rate_limit() -> str:
+    from flask import current_app
+
+    return current_app.config["RATE_LIMIT_DEFAULT"]
 
 
 def settings(config: type[Config] | None = None) -> dict[str, Any]:

@@ -43,10 +43,8 @@ def _int(name: str, default: int) -> int:
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Chosen by measurement behind the proxy, as production runs it (#23: `BENCH_BEHIND_PROXY=1
-# make bench-gunicorn`, each setting and the reference `-w 2 -k sync` behind its own nginx with
-# deploy/nginx's config; 2 shared cores, load 7-11 during the run, wrk -t2 -c32, 8 s pairs, AB/BA,
-# medians of 3 rounds, ratio to the reference by req/s, list HIT / /users/me): this file 1.92x /
-# 3.07x, gthread 2x2 1.54x / 2.24x, gthread 2x1 1.91x / 2.26x, sync 3 0.86x / 0.81x.
+# make bench-gunicorn`, each setting against the reference `-w 2 -k sync` behind its own nginx;
+# the method and figures: bench/README.md, issue #23).
 # With the proxy buffering, a sync worker is safe from slow clients, but it closes every
 # connection, so nginx connects anew for each request; a gthread worker keeps nginx's upstream
 # connections alive (the template's `keepalive`) and is also not held by a slow upstream call
@@ -60,8 +58,8 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 # Above the proxy's upstream keepalive_timeout (4 s): nginx closes an idle connection first,
 # never sending a request on one gunicorn is closing.
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-# No recycling by default: at 2,000 requests a worker was restarted every few seconds under load
-# (each restart re-imports the app: 1.5 s of CPU here). Set GUNICORN_MAX_REQUESTS to bound
+# No recycling by default: at 2,000 requests a worker was restarted every few seconds under load,
+# and each restart re-imports the app (bench/README.md). Set GUNICORN_MAX_REQUESTS to bound
 # a leak; the jitter (10%) keeps the workers from restarting together.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = max_requests // 10
@@ -144,8 +142,8 @@ logconfig_dict = {
 
 class AppLogger(Logger):
     """gunicorn's logger without its access line. With `logconfig_dict` set, gunicorn builds
-    every request's access-line fields (all headers and environ keys, a strftime: 28.6 us per
-    request measured alone) and then drops the line, as `gunicorn.access` logs nothing."""
+    every request's access-line fields (all headers and environ keys, a strftime; its cost:
+    bench/README.md) and then drops the line, as `gunicorn.access` logs nothing."""
 
     def access(self, resp, req, environ, request_time):
         pass

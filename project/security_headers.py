@@ -6,8 +6,9 @@
 - `Retry-After` only where it means something: 429 and 503. Flask-Limiter adds it to every
   response when its headers are on.
 
-Applied to the WSGI status and header list as the response leaves the app (project.ops.observe),
-so after every Flask hook (Flask-Limiter's included): the final headers are the ones seen.
+Applied to the WSGI status and header list as the response leaves the app (`SecurityHeaders`,
+one layer of project/wsgi_stack.py), so after every Flask hook (Flask-Limiter's included) and to
+the error guard's answers too: the final headers are the ones seen.
 """
 
 from __future__ import annotations

@@ -12,11 +12,10 @@ def register_observability(app: Flask) -> None:
     from project.ops.logs import configure_logging
     from project.ops.observe import RequestObserver
     from project.ops.routes import blp
+    from project.wsgi_stack import observe_requests
 
     configure_logging(app)
-    # Request ids, access lines, request metrics and security headers (Flask's documented way
-    # to add middleware; its typing forbids the assignment).
-    app.wsgi_app = RequestObserver(app.wsgi_app)  # type: ignore[method-assign]
+    observe_requests(app, RequestObserver)  # request ids, access lines, request metrics
     origins = app.config.get("CORS_ORIGINS") or []
     if origins:
         cors.init_app(

@@ -26,6 +26,7 @@ from rq.queue import Queue
 
 from project.errors import error_response
 from project.jobs import QUEUE_NAMES
+from project.wsgi_stack import keep_trailing_slash
 
 URL_PREFIX = "/rq"
 NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
@@ -86,6 +87,8 @@ def _is_dashboard_path(path: str) -> bool:
 
 
 def register_dashboard(app: Flask) -> bool:
+    # rq-dashboard routes its own slashes (its index is /rq/): the stack must not strip them.
+    keep_trailing_slash(app, URL_PREFIX)
     username = app.config.get("RQ_DASHBOARD_USERNAME")
     password = app.config.get("RQ_DASHBOARD_PASSWORD")
     connection = app.extensions.get("redis")

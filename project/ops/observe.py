@@ -1,30 +1,29 @@
 """What every request gets, in one WSGI middleware around Flask: its request id (echoed in
-`X-Request-ID` and on every log line of the request), the security headers, one access line
-and the request metrics.
+`X-Request-ID` and on every log line of the request), one access line and the request metrics.
+`register_observability` installs it as the stack's observer (project/wsgi_stack.py).
 
-One wrapper instead of six Flask hooks (two before, three after, one teardown): a hook costs
-Flask a coroutine check and a call each, and these touched the werkzeug `Request`/`Response`
-wrappers where the WSGI status and header list do (bench/http.py: about 60 us of a 580 us
-cache HIT). The final status and headers are seen here, after every Flask hook (Flask-Limiter's
-`Retry-After` included), and the URL rule is read from the request while its context is live.
+One wrapper instead of Flask hooks (before, after and teardown): a hook costs Flask a
+coroutine check and a call each, and these touched the werkzeug `Request`/`Response` wrappers
+where the WSGI status and header list do (the cost: bench/README.md). The final status and
+headers are seen here, after every Flask hook (Flask-Limiter's `Retry-After` included) and the
+error guard, and the URL rule is read from the request while its context is live.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from project.metrics import record_request
 from project.ops.logs import REQUEST_ID_HEADER, access_log, request_id_var, sane_request_id
-from project.security_headers import drop_header, secure_headers
-
-StartResponse = Callable[..., Any]
+from project.security_headers import drop_header
+from project.wsgi_stack import StartResponse, WSGIApp
 
 
 class RequestObserver:
-    def __init__(self, wsgi_app: Callable[[dict, StartResponse], Iterable[bytes]]) -> None:
+    def __init__(self, wsgi_app: WSGIApp) -> None:
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
@@ -35,7 +34,6 @@ class RequestObserver:
 
         def observed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             code = int(status[:3])
-            secure_headers(code, headers)
             drop_header(headers, "x-request-id")  # ours replaces it
             headers.append((REQUEST_ID_HEADER, request_id))
             request = environ.get("werkzeug.request")  # Flask's, while its context is live
