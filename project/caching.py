@@ -93,12 +93,12 @@ def _pending_invalidations() -> set[str]:
     return current_app.extensions.setdefault("cache_pending_bumps", set())
 
 
-def namespace_version(namespace: str) -> int | None:
+def _namespace_version(namespace: str) -> int | None:
     """The namespace's current version; None when it cannot be read (the cache is skipped)."""
     client = redis_client.client
     if client is None:
         return _local_versions().setdefault(namespace, 0)
-    if _pending_invalidations() and not flush_pending_invalidations():
+    if _pending_invalidations() and not _flush_pending_invalidations():
         return None  # an invalidation of ours is still owed: the cache cannot be trusted yet
     key = _version_key(namespace)
     try:
@@ -119,7 +119,7 @@ def invalidate(*namespaces: str) -> None:
     The client retries a lost or demoted master for a few seconds (redis_client), which
     rides through a Sentinel failover, so the write answers after its invalidation. When
     Redis stays away longer, the namespace is remembered and invalidated the first time this
-    process reaches Redis again (`flush_pending_invalidations`): the entries written before
+    process reaches Redis again (`_flush_pending_invalidations`): the entries written before
     the write (which a restarted or promoted Redis may still hold) are then never current again.
     """
     client = redis_client.client
@@ -146,7 +146,7 @@ def _incr_version(client: Any, namespace: str) -> None:
     pipe.execute()
 
 
-def flush_pending_invalidations() -> bool:
+def _flush_pending_invalidations() -> bool:
     """Invalidate what failed to be invalidated earlier; True when nothing is left pending."""
     pending = _pending_invalidations()
     client = redis_client.client
@@ -203,7 +203,7 @@ def cached_value(
     timeout: int | None = None,
 ) -> CacheResult:
     """`compute()` once per namespace version and parameters; None values are not cached."""
-    version = namespace_version(namespace)
+    version = _namespace_version(namespace)
     if version is None:
         return CacheResult(compute(), MISS)
     key = _value_key(namespace, version, kind, params)
@@ -285,14 +285,14 @@ def _lookup(name: str, namespaces: Sequence[str], key: str) -> tuple[bytes | Non
             return _stamp([local.setdefault(namespace, 0) for namespace in namespaces]), cache.get(key)
         if not namespaces:
             return _stamp(()), cast("bytes | None", redis_client.command("GET", key))
-        if _pending_invalidations() and not flush_pending_invalidations():
+        if _pending_invalidations() and not _flush_pending_invalidations():
             return None, None
         *versions, entry = redis_client.command("MGET", *map(_version_key, namespaces), key)
     except Exception as exc:
         _failed(name, "get", exc)
         return None, None
     if any(version is None for version in versions):  # a new (or flushed) Redis: start the counters
-        started = [namespace_version(namespace) for namespace in namespaces]
+        started = [_namespace_version(namespace) for namespace in namespaces]
         if any(version is None for version in started):
             return None, None
         return _stamp(cast("list[int]", started)), None
@@ -377,28 +377,36 @@ def cached_route(
             stored = _current(entry, stamp) if stamp is not None else None
             if stored is not None:
                 record_cache(name, "hit")
-                etag, body, numbers = stored
-                response = current_app.response_class(body, mimetype="application/json")
-                if numbers and (link := _page_link(numbers)):
-                    response.headers["Link"] = link
-                return _finish(response, etag, HIT)
+                return _from_entry(*stored)
             response = current_app.make_response(view(*args, **kwargs))
-            fresh_for = response.headers.pop(FRESH_FOR_HEADER, None)
-            if response.status_code != 200:
-                return response
-            status = response.headers.get("X-Cache")
-            if status is None:  # the view has no cache of its own (else it counted already)
-                record_cache(name, "miss")
-                status = MISS
-            body = response.get_data()
-            etag = hashlib.blake2b(body, digest_size=16).hexdigest()
-            seconds = current_app.config[ttl_setting]
-            if fresh_for is not None:
-                seconds = min(seconds, float(fresh_for))
-            if stamp is not None and status != STALE and seconds > 0:
-                _store(name, key, stamp, etag, body, seconds)
-            return _finish(response, etag, status)
+            return _from_view(response, name, key, stamp, current_app.config[ttl_setting])
 
         return wrapper
 
     return decorator
+
+
+def _from_entry(etag: str, body: bytes, numbers: bytes) -> Response:
+    """A HIT: the stored bytes as they are, the page's `Link` rebuilt from its numbers."""
+    response = current_app.response_class(body, mimetype="application/json")
+    if numbers and (link := _page_link(numbers)):
+        response.headers["Link"] = link
+    return _finish(response, etag, HIT)
+
+
+def _from_view(response: Response, name: str, key: str, stamp: bytes | None, ttl: float) -> Response:
+    """A MISS (or the view's own HIT/STALE): a 200 is stored under `stamp` for `ttl` seconds,
+    or for as long as the view said its value stays fresh, if shorter; a STALE copy never is."""
+    fresh_for = response.headers.pop(FRESH_FOR_HEADER, None)
+    if response.status_code != 200:
+        return response
+    status = response.headers.get("X-Cache")
+    if status is None:  # the view has no cache of its own (else it counted already)
+        record_cache(name, "miss")
+        status = MISS
+    body = response.get_data()
+    etag = hashlib.blake2b(body, digest_size=16).hexdigest()
+    seconds = ttl if fresh_for is None else min(ttl, float(fresh_for))
+    if stamp is not None and status != STALE and seconds > 0:
+        _store(name, key, stamp, etag, body, seconds)
+    return _finish(response, etag, status)

@@ -20,7 +20,10 @@ def cache_app(request, database_url):
     calls: list[str] = []
 
     @cached_route(
-        "reviews", "list", "REVIEWS_CACHE_TTL", depends_on=[lambda product_id: f"product:{product_id}:reviews"]
+        "reviews",
+        "list",
+        "REVIEWS_CACHE_TTL",
+        depends_on=[lambda product_id: f"product:{product_id}:reviews"],
     )
     def reviews(product_id):
         calls.append(f"reviews {product_id}")
