@@ -10,7 +10,7 @@ from project.caching import FRESH_FOR_HEADER, MISS, CacheResult, cached_route, i
 from project.extensions import db, redis_client
 
 
-@pytest.fixture(params=["redis", "embedded"])
+@pytest.fixture(params=["with_redis", "embedded"])  # ("redis" alone would mark it real-Redis only)
 def cache_app(request, database_url):
     """An app with three cached test routes, on the test Redis or on none."""
     overrides = {"SQLALCHEMY_DATABASE_URI": database_url, "REVIEWS_CACHE_TTL": 60}
