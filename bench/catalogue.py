@@ -46,7 +46,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from config import database_url  # noqa: E402
 from project import create_app  # noqa: E402
-from project.caching import bump  # noqa: E402
+from project.caching import invalidate  # noqa: E402
 from project.extensions import db  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench_catalogue")
@@ -174,7 +174,7 @@ def timings(apps: dict, path: str, uncached: bool) -> dict:
         for size, client in clients.items():
             if uncached:
                 with apps[size].app_context():
-                    bump("products")
+                    invalidate("products")
             t0 = time.perf_counter()
             response = client.get(path)
             samples[size].append((time.perf_counter() - t0) * 1000)
@@ -212,7 +212,7 @@ def plans(app, queries: dict[str, str], size: int) -> dict:
         client = app.test_client()
         for name, path in queries.items():
             statements.clear()
-            bump("products")
+            invalidate("products")
             client.get(path)
             found[name] = []
             with engine.connect() as conn:
@@ -266,7 +266,7 @@ def profile(app, path: str, size: int) -> None:
 
     client = app.test_client()
     with app.app_context():
-        bump("products")
+        invalidate("products")
     profiler = cProfile.Profile()
     profiler.enable()
     client.get(path)

@@ -2,7 +2,7 @@
 
 from flask.views import MethodView
 
-from project.caching import answer, cached_response
+from project.caching import cached_route
 from project.openapi import Blueprint
 from project.pagination import page_of
 from project.posts import service
@@ -17,28 +17,29 @@ blp = Blueprint(
 UPSTREAM_DOWN = (502, "The upstream failed and no copy is cached.")
 
 
-def cached(kind, query=None):
-    return cached_response(service.NAMESPACE, kind, "POSTS_CACHE_TTL", query, versioned=False)
+# No write of ours changes the upstream's posts: the answers depend on no namespace, and are
+# kept no longer than the upstream copy they came from (`CacheResult.reply()`).
+NO_WRITES: tuple[str, ...] = ()
 
 
 @blp.route("")
 class Posts(MethodView):
     @blp.doc(operationId="listPosts")
-    @cached("list", PostListArgs)
+    @cached_route(service.NAMESPACE, "list", "POSTS_CACHE_TTL", query=PostListArgs, depends_on=NO_WRITES)
     @blp.arguments(PostListArgs, location="query")
     @blp.cacheable_response(page_of(PostSchema))
     @blp.errors(UPSTREAM_DOWN)
     def get(self, args):
         """List posts, filtered by `q` (title or body) and `user_id` (cached)."""
-        return answer(service.list_posts(**args))
+        return service.list_posts(**args).reply()
 
 
 @blp.route("/<dbint:post_id>")
 class PostItem(MethodView):
     @blp.doc(operationId="getPost")
-    @cached("detail")
+    @cached_route(service.NAMESPACE, "detail", "POSTS_CACHE_TTL", depends_on=NO_WRITES)
     @blp.cacheable_response(PostSchema)
     @blp.errors((404, "The upstream has no such post."), UPSTREAM_DOWN)
     def get(self, post_id):
         """One post (cached)."""
-        return answer(service.get_post(post_id))
+        return service.get_post(post_id).reply()

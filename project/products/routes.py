@@ -2,7 +2,7 @@
 
 from flask.views import MethodView
 
-from project.caching import cached_response
+from project.caching import cached_route
 from project.guard import Role, auth_required
 from project.openapi import Blueprint
 from project.pagination import page_of
@@ -28,14 +28,10 @@ NO_PRODUCT = (404, "No such product (or it was deleted).")
 SKU_TAKEN = (409, "SKU already taken.")
 
 
-def cached(kind, query=None):
-    return cached_response(service.NAMESPACE, kind, "PRODUCTS_CACHE_TTL", query)
-
-
 @blp.route("")
 class Products(MethodView):
     @blp.doc(operationId="listProducts")
-    @cached("list", ProductListArgs)
+    @cached_route(service.NAMESPACE, "list", "PRODUCTS_CACHE_TTL", query=ProductListArgs)
     @blp.arguments(ProductListArgs, location="query")
     @blp.cacheable_response(page_of(ProductSchema, capped=True))
     def get(self, args):
@@ -55,7 +51,7 @@ class Products(MethodView):
 @blp.route("/search")
 class ProductSearch(MethodView):
     @blp.doc(operationId="searchProducts")
-    @cached("search", ProductSearchArgs)
+    @cached_route(service.NAMESPACE, "search", "PRODUCTS_CACHE_TTL", query=ProductSearchArgs)
     @blp.arguments(ProductSearchArgs, location="query")
     @blp.cacheable_response(page_of(ProductSchema, capped=True))
     def get(self, args):
@@ -87,7 +83,7 @@ class ProductSyncStatus(MethodView):
 @blp.route("/<dbint:product_id>")
 class ProductItem(MethodView):
     @blp.doc(operationId="getProduct")
-    @cached("detail")
+    @cached_route(service.NAMESPACE, "detail", "PRODUCTS_CACHE_TTL")
     @blp.cacheable_response(ProductSchema)
     @blp.errors(NO_PRODUCT)
     def get(self, product_id):

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 
-from project.caching import bump, cached
+from project.caching import cached_value, invalidate
 from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
@@ -75,7 +75,7 @@ def _counted(stmt: Select, count_params: dict, count: Callable[[], int] | None =
     if count is None:
         counted = capped_count(stmt.with_only_columns(Product.id))
         count = lambda: db.session.scalar(counted)  # noqa: E731
-    value = cached(NAMESPACE, "count", count_params, count, _ttl()).value
+    value = cached_value(NAMESPACE, "count", count_params, count, _ttl()).value
     return capped_total(int(value or 0))
 
 
@@ -227,7 +227,7 @@ def delete_product(product_id: int) -> None:
 
 def invalidate_cache() -> None:
     """After every committed write to products, here or elsewhere (sync, orders' stock moves)."""
-    bump(NAMESPACE)
+    invalidate(NAMESPACE)
 
 
 def adjust_stock(product_id: int, delta: int) -> dict[str, Any]:
