@@ -70,13 +70,12 @@ def _move(
     return rowcount(result) == len(order_ids)
 
 
-def _shortfall_message(product_id: int, quantity: int, on_hand: stock.OnHand | None, available: int) -> str:
-    """Why an order failed; `on_hand` None: the product is deleted."""
-    if on_hand is None:
+def _shortfall_message(product_id: int, quantity: int, name: str | None, available: int) -> str:
+    """Why an order failed; `name` None: the product is deleted."""
+    if name is None:
         return f"Product {product_id} is no longer available."
     message = (
-        f"Not enough stock for product {product_id} ({on_hand.name}): "
-        f"{quantity} requested, {available} available."
+        f"Not enough stock for product {product_id} ({name}): {quantity} requested, {available} available."
     )
     return message[:255]
 
@@ -159,11 +158,9 @@ def _decide(
                 taken[line.product_id] += line.quantity
             reserved.append(order_id)
         else:
-            available = left.get(short.product_id, 0)
-            reason = _shortfall_message(
-                short.product_id, short.quantity, on_hand.get(short.product_id), available
-            )
-            failed[order_id] = reason
+            product = on_hand.get(short.product_id)
+            name, available = (product.name, left[short.product_id]) if product else (None, 0)
+            failed[order_id] = _shortfall_message(short.product_id, short.quantity, name, available)
     return reserved, failed, dict(taken)
 
 
