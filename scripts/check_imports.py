@@ -4,6 +4,8 @@ Every import in project/ (module level or inside a function) is read with `ast`:
 - a feature package imports only itself, shared modules and features in LOWER layers
   (so there is no cycle between features, and no two features of one layer know each other);
 - a shared module (project/*.py) imports no feature;
+- a feature listed in PUBLIC is imported by other features through those modules only
+  (products' rows are written by products alone: others go through `products.stock`);
 - only the composition modules (the app factory, the schema, the seed command) import any.
 
 A lower feature that needs something of a higher one defines a hook the higher one fills
@@ -27,6 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ops", "rpc"),
 )
 COMPOSITION = {"project", "project.models", "project.seed"}
+# The modules other features may import of these features (their models are theirs alone).
+PUBLIC: dict[str, frozenset[str]] = {"products": frozenset({"stock", "service", "hooks"})}
 LAYER_OF = {feature: level for level, features in enumerate(LAYERS) for feature in features}
 
 
@@ -42,8 +46,10 @@ def imported_modules(path: Path, module: str) -> list[tuple[int, str]]:
             if node.level:
                 parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{parent}.{base}" if base else parent
-            # `from project import x` may name a submodule: judge each name as one.
-            names = [f"{base}.{alias.name}" for alias in node.names] if base == "project" else [base]
+            # `from project import x` or `from project.<feature> import x` may name a submodule:
+            # judge each name as one.
+            as_submodules = base == "project" or (base.startswith("project.") and base.count(".") == 1)
+            names = [f"{base}.{alias.name}" for alias in node.names] if as_submodules else [base]
             found += [(node.lineno, name) for name in names]
     return [(line, name) for line, name in found if name == "project" or name.startswith("project.")]
 
@@ -53,10 +59,19 @@ def feature_of(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[1] in LAYER_OF else None
 
 
-def problems() -> list[str]:
+def private_part(target: str, feature: str) -> str | None:
+    """The module of `feature` that `target` names if other features may not import it."""
+    public = PUBLIC.get(feature)
+    parts = target.split(".")
+    if public is None or len(parts) < 3 or parts[2] in public:
+        return None
+    return parts[2]
+
+
+def problems(root: Path = ROOT) -> list[str]:
     found = []
-    for path in sorted(ROOT.rglob("*.py")):
-        relative = path.relative_to(ROOT.parent).with_suffix("")
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root.parent).with_suffix("")
         module = ".".join(relative.parts).removesuffix(".__init__")
         if module.startswith("project.rpc.generated") or module in COMPOSITION:
             continue
@@ -65,7 +80,7 @@ def problems() -> list[str]:
             theirs = feature_of(target)
             if theirs is None or theirs == mine:
                 continue
-            where = f"{path.relative_to(ROOT.parent)}:{line}"
+            where = f"{path.relative_to(root.parent)}:{line}"
             if mine is None:
                 found.append(f"{where}: shared module {module} imports feature {theirs} ({target})")
             elif LAYER_OF[theirs] >= LAYER_OF[mine]:
@@ -73,6 +88,9 @@ def problems() -> list[str]:
                     f"{where}: {mine} (layer {LAYER_OF[mine]}) imports {theirs} (layer {LAYER_OF[theirs]}); "
                     "only lower layers may be imported: define a hook in the lower feature instead"
                 )
+            elif (private := private_part(target, theirs)) is not None:
+                allowed = ", ".join(sorted(PUBLIC[theirs]))
+                found.append(f"{where}: {mine} imports {theirs}.{private}; other features use {allowed} only")
     return found
 
 

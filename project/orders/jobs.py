@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
+from enum import Enum
 from typing import cast
 
 from flask import current_app
@@ -45,10 +46,17 @@ DRAIN_JOB_PREFIX = "orders-drain-"
 RESERVE_BATCH = 100
 
 
-def request_drain() -> str:
-    """Make sure a drain runs after the caller's commit. Returns "queued" (a new drain job),
-    "waiting" (a queued drain has not started yet: it will see the order), "inline" (no
-    Redis: drained in this process now) or "down" (Redis unreachable: the safety net will).
+class Drain(Enum):
+    """What `request_drain` did."""
+
+    QUEUED = "queued"  # a new drain job
+    WAITING = "waiting"  # a queued drain has not started yet: it will see the order
+    INLINE = "inline"  # no Redis: drained in this process now
+    DOWN = "down"  # Redis unreachable: the safety net will
+
+
+def request_drain() -> Drain:
+    """Make sure a drain runs after the caller's commit.
 
     Why no order is missed: a drain deletes the flag before its first read, so an order
     committed before the deletion is seen by that drain, and one committed after it finds
@@ -59,17 +67,17 @@ def request_drain() -> str:
         try:
             ttl = current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"]
             if not client.set(DRAIN_FLAG, 1, nx=True, ex=ttl):
-                return "waiting"
+                return Drain.WAITING
         except REDIS_ERRORS as exc:
             log.error("could not flag a drain: %s", exc.__class__.__name__)
-            return "down"
+            return Drain.DOWN
     job = _enqueue_drain()
     if job is None:
         if client is not None:
             with contextlib.suppress(*REDIS_ERRORS):  # else it expires; the safety net covers it
                 client.delete(DRAIN_FLAG)  # let the next POST try again
-        return "down"
-    return "inline" if job.inline else "queued"
+        return Drain.DOWN
+    return Drain.INLINE if job.inline else Drain.QUEUED
 
 
 def _enqueue_drain() -> jobs.EnqueuedJob | None:
@@ -102,60 +110,63 @@ def drain_orders() -> int:
         client.delete(DRAIN_FLAG)
     stop_at = time.monotonic() + current_app.config["ORDERS_RESERVE_TIMEOUT_SECONDS"] / 2
     settled = 0
-    in_batches = True
+    reserve = _reserve_batch
     while True:
         if client is not None and time.monotonic() > stop_at:
             request_drain()
             break
-        if in_batches:
-            count = _reserve_batch()
-            if count is None:
-                in_batches = False
-                continue
-            if count == RESERVE_BATCH and client is not None:  # a backlog: call in another worker
-                request_drain()
-        else:
-            count = _reserve_next()
+        try:
+            count = reserve()
+        except _BatchFailed:
+            reserve = _reserve_oldest
+            continue
         if not count:
             break
+        if count == RESERVE_BATCH and client is not None:  # a backlog: call in another worker
+            request_drain()
         settled += count
         invalidate_product_cache()  # after every commit: no stale page, one INCR per batch
     return settled
 
 
-def _reserve_batch() -> int | None:
-    """`state_machine.reserve_batch`; None: go on order by order (see `drain_orders`)."""
+class _BatchFailed(Exception):
+    """A batch could not be settled: the drain goes on order by order."""
+
+
+def _reserve_batch() -> int:
+    """`state_machine.reserve_batch` of RESERVE_BATCH orders; raises _BatchFailed (see
+    `drain_orders`)."""
     try:
-        count = state_machine.reserve_batch(RESERVE_BATCH)
+        return state_machine.reserve_batch(RESERVE_BATCH)
+    except state_machine.RowsChanged:
+        log.info("orders changed under a batch of reservations; going on order by order")
     except DBAPIError as exc:
         db.session.rollback()
         if exc.connection_invalidated:
             raise
         log.warning("a batch of reservations failed (%s); going on order by order", exc.__class__.__name__)
-        return None
     except Exception:
         db.session.rollback()
         log.exception("a batch of reservations failed; going on order by order")
-        return None
-    if count is None:
-        log.info("orders changed under a batch of reservations; going on order by order")
-    return count
+    raise _BatchFailed
 
 
-def _reserve_next() -> int:
-    """Reserve (or fail) the oldest pending order alone; 1, or 0 when none is left."""
-    order = state_machine.lock_next_pending()
-    if order is None:
+def _reserve_oldest() -> int:
+    """Reserve (or fail) the oldest pending order alone, as a batch of one; 1, or 0 when none
+    is left. An order whose reservation raised RESERVE_TRIES times is failed."""
+    order_ids = state_machine.lock_pending(1)
+    if not order_ids:
         return 0
-    order_id = order.id
     try:
-        state_machine.reserve_locked(order)
+        state_machine.settle(order_ids)
+    except state_machine.RowsChanged:
+        pass  # changed meanwhile (SQLite has no row locks): the next round reads it afresh
     except Exception:
         db.session.rollback()
-        if _count(f"orders:errors:{order_id}") < RESERVE_TRIES:
+        if _count_in_redis(f"orders:errors:{order_ids[0]}") < RESERVE_TRIES:
             raise
-        log.exception("order %s: reservation failed on its last try", order_id)
-        state_machine.fail(order_id, GAVE_UP_REASON)
+        log.exception("order %s: reservation failed on its last try", order_ids[0])
+        state_machine.fail(order_ids[0], GAVE_UP_REASON)
     return 1
 
 
@@ -175,7 +186,7 @@ def requeue_lost_orders() -> int:
     ids = state_machine.stale_pending_ids(utcnow() - timedelta(seconds=after))
     if not ids or _drain_on_its_way():
         return 0
-    if _count(f"orders:requeues:{ids[0]}") > MAX_REQUEUES:
+    if _count_in_redis(f"orders:requeues:{ids[0]}") > MAX_REQUEUES:
         state_machine.fail(ids[0], GAVE_UP_REASON)
         log.error("order %s: its drain was lost %s times, order failed", ids[0], MAX_REQUEUES)
         ids = ids[1:]
@@ -185,8 +196,9 @@ def requeue_lost_orders() -> int:
     return len(ids)
 
 
-def _count(key: str) -> int:
-    """Count one more event under `key` (kept a day in Redis); 1 in inline mode (no Redis)."""
+def _count_in_redis(key: str) -> int:
+    """Add one to the counter `key` in Redis (kept a day) and return it; 1 in inline mode
+    (no Redis)."""
     client = redis_client.client
     if client is None:
         return 1

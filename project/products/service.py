@@ -48,7 +48,7 @@ def _ttl() -> int:
     return current_app.config["PRODUCTS_CACHE_TTL"]
 
 
-def _live() -> Select:
+def _live_products() -> Select:
     return select(Product).where(Product.deleted_at.is_(None))
 
 
@@ -147,7 +147,7 @@ def list_products(
     }
 
     dialect = _dialect()
-    stmt = _live()
+    stmt = _live_products()
     if name:
         stmt = stmt.where(contains(folded(Product.name, dialect), name))
     if category:
@@ -167,7 +167,7 @@ def list_products(
 
 def search_products(q: str, page: int, per_page: int) -> dict:
     term = q.strip().lower()
-    stmt = _live().where(contains(search_document(_dialect()), term))
+    stmt = _live_products().where(contains(search_document(_dialect()), term))
     return _search_page(stmt, page, per_page, term)
 
 

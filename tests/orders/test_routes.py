@@ -12,6 +12,7 @@ from project import jobs as queue_jobs
 from project.orders import jobs as order_jobs
 from project.orders import service, state_machine
 from project.orders.models import Order, OrderItem
+from project.products import stock
 from tests.helpers import assert_error, wait_for
 
 ORDERS = "/api/v1/orders"
@@ -481,12 +482,12 @@ def test_an_order_whose_reservation_raises_on_every_try_is_failed_with_a_reason(
     bad, good = make_product(stock=5)["id"], make_product(stock=5)["id"]
     poison = place(user_headers, [(bad, 1)]).get_json()["id"]
     fine = place(user_headers, [(good, 1)]).get_json()["id"]
-    take = state_machine._take
+    take = stock.take
 
-    def take_or_raise(item):
-        if item.product_id == bad:
+    def take_or_raise(units):
+        if bad in units:
             raise OperationalError("UPDATE products", {}, Exception("server closed the connection"))
-        return take(item)
+        return take(units)
 
     def batch_raises(limit):
         raise OperationalError("SELECT orders", {}, Exception("canceling statement"))
@@ -494,7 +495,7 @@ def test_an_order_whose_reservation_raises_on_every_try_is_failed_with_a_reason(
     # The batch fails (and not for a lost connection): the drain goes on order by order,
     # where the poisoned order is the one that raises and whose tries are counted.
     monkeypatch.setattr(state_machine, "reserve_batch", batch_raises)
-    monkeypatch.setattr(state_machine, "_take", take_or_raise)
+    monkeypatch.setattr(stock, "take", take_or_raise)
     with app.app_context():
         for _ in range(order_jobs.RESERVE_TRIES - 1):  # the first try and the retries but one
             with pytest.raises(OperationalError):
