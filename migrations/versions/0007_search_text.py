@@ -16,7 +16,9 @@ index-only. The expression statistics of 0004 give way to the column's own, samp
 and sorted instead of scanned in page order.
 
 SQLite cannot add a STORED column to a table in place: there the column is VIRTUAL
-(computed when read, as the search's expression was).
+(computed when read, as the search's expression was). Its expression calls `unicode_lower`,
+which every app connection registers (project/sqlite.py); a bare `sqlite3` shell has no such
+function, so there `SELECT *` and INSERTs on products fail (name the columns to read).
 """
 
 import sqlalchemy as sa
