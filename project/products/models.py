@@ -87,8 +87,9 @@ class Product(Model):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What `search` matches, kept by the database (a generated column; the app never writes
     # it, nor reads it back). PostgreSQL stores it, so a scan in page order tests a plain
-    # column per row instead of building the lower-cased text again; SQLite computes it when
-    # read (it cannot add a stored column to a table in place).
+    # column per row instead of building the lower-cased text again. On SQLite migration 0007
+    # adds it VIRTUAL, computed when read (SQLite cannot add a stored column in place);
+    # `persisted` here only shapes a create_all().
     search_text: Mapped[str | None] = mapped_column(
         Text, Computed(SearchTextExpression(), persisted=True), deferred=True
     )
