@@ -1,8 +1,8 @@
 """Catalogue scale benchmark: `make bench-catalogue` -> bench/results/catalogue.json.
 
 Fills PostgreSQL (database `bench_catalogue`, created if missing) with 10,000 and then
-1,000,000 products (one INSERT ... SELECT generate_series, then the real migrations 0003 and
-0004 build the indexes, planner statistics and live count), and measures, through the
+1,000,000 products (one INSERT ... SELECT generate_series, then the real migrations from 0003
+on build the indexes, planner statistics and live count), and measures, through the
 in-process Flask test client (no network, no gunicorn), the median and p99 latency of:
   - page 1 of the list, the filtered+sorted list, a selective search, a broad search (5% of
     rows), and page 500 of the list and of the broad search;
@@ -231,10 +231,7 @@ def plans(app, queries: dict[str, str], size: int) -> dict:
 def count_strategies(app, term: str) -> dict:
     """The broad search's page and exact total, two ways, timed in SQL (median of 9):
     two statements (the page's ids, then COUNT) vs one (count(*) OVER () beside the ids)."""
-    doc = (
-        "lower((((name::text || chr(31)) || COALESCE(description, '')) || chr(31)) || COALESCE(category, ''))"
-    )
-    where = f"deleted_at IS NULL AND {doc} LIKE :p"
+    where = "deleted_at IS NULL AND search_text LIKE :p"
     order = "ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET :o"
     strategies = {
         "page_then_count": [

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, CursorResult, DateTime, Result
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeDecorator
 
 from project.extensions import db
@@ -62,7 +63,7 @@ def register_sqlite_functions(dbapi_connection: sqlite3.Connection) -> None:
     dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
 
 
-def contains(expression: ColumnElement[Any], text: str) -> ColumnElement[bool]:
+def contains(expression: ColumnElement[Any] | InstrumentedAttribute[Any], text: str) -> ColumnElement[bool]:
     """`expression` (already lower-cased) contains `text`, case-insensitively: a LIKE with
     its wildcards escaped, so `%` and `_` in the text match themselves."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -4,9 +4,23 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, Numeric, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from project.database import UTCDateTime, utcnow
 from project.extensions import Model
@@ -18,11 +32,28 @@ LIVE = text("deleted_at IS NULL")
 SEARCH_SEPARATOR = "\x1f"
 
 
-# Must stay equal to search_document() below, as PostgreSQL prints it back.
-SEARCH_DOCUMENT_SQL = (
-    "lower((((name::text || chr(31)) || COALESCE(description, ''::text)) || chr(31))"
-    " || COALESCE(category, ''::character varying)::text)"
-)
+# The text `search` matches: name, description and category, lower-cased, chr(31) between
+# them. Written as each database prints it back, so the migration check compares equal
+# (migration 0007 has frozen copies). SQLite's lower() folds ASCII only: `unicode_lower`
+# (project.database) folds the rest, as PostgreSQL's does.
+SEARCH_TEXT_SQL = {
+    "postgresql": "lower((((name::text || chr(31)) || COALESCE(description, ''::text)) || chr(31))"
+    " || COALESCE(category, ''::character varying)::text)",
+    "sqlite": "unicode_lower(name || char(31) || coalesce(description, '') || char(31)"
+    " || coalesce(category, ''))",
+}
+
+
+class SearchTextExpression(FunctionElement[str]):
+    """The generated `search_text` column's expression, in the dialect's own words."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(SearchTextExpression)
+def _search_text_sql(element: SearchTextExpression, compiler: SQLCompiler, **kw: Any) -> str:
+    return SEARCH_TEXT_SQL[compiler.dialect.name]
 
 
 def _live_index(name: str, *columns, **kwargs) -> Index:
@@ -54,12 +85,22 @@ class Product(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What `search` matches, kept by the database (a generated column; the app never writes
+    # it, nor reads it back). PostgreSQL stores it, so a scan in page order tests a plain
+    # column per row instead of building the lower-cased text again. On SQLite migration 0007
+    # adds it VIRTUAL, computed when read (SQLite cannot add a stored column in place);
+    # `persisted` here only shapes a create_all().
+    search_text: Mapped[str | None] = mapped_column(
+        Text, Computed(SearchTextExpression(), persisted=True), deferred=True
+    )
 
     __table_args__ = (
         CheckConstraint("stock >= 0", name="stock_not_negative"),
         CheckConstraint("price >= 0", name="price_not_negative"),
         # One (sort key, id) index per sort: page 1 of any sort is an index range scan.
-        _live_index("ix_products_live_created_at", "created_at", "id"),
+        # `search_text` INCLUDEd: a search in page order (newest first) is an index-only scan,
+        # its test on each row never visits the row.
+        _live_index("ix_products_live_created_at", "created_at", "id", postgresql_include=["search_text"]),
         _live_index("ix_products_live_price", "price", "id"),
         _live_index("ix_products_live_name", "name", "id"),
         _live_index("ix_products_live_stock", "stock", "id"),
@@ -74,7 +115,7 @@ class Product(Model):
         ),
         # PostgreSQL only (pg_trgm): `name` contains and `search` use these.
         _trigram_index("ix_products_name_trgm", func.lower(text("name"))),
-        _trigram_index("ix_products_search_trgm", text(SEARCH_DOCUMENT_SQL)),
+        _trigram_index("ix_products_search_trgm", text("search_text")),
     )
 
 
@@ -82,20 +123,6 @@ def folded(expression: ColumnElement[Any] | InstrumentedAttribute[Any], dialect:
     """`expression` lower-cased in the database: PostgreSQL's lower() folds every letter;
     SQLite's folds ASCII only, so there `unicode_lower` (project.database) does it."""
     return func.lower(expression) if dialect == "postgresql" else func.unicode_lower(expression)
-
-
-def search_document(dialect: str = "postgresql") -> ColumnElement[str]:
-    """The lower-cased text `search` matches; on PostgreSQL the trigram index is built on
-    exactly this expression (SEARCH_DOCUMENT_SQL)."""
-    sep = func.chr(31) if dialect == "postgresql" else func.char(31)
-    return folded(
-        Product.name
-        + sep
-        + func.coalesce(Product.description, "")
-        + sep
-        + func.coalesce(Product.category, ""),
-        dialect,
-    )
 
 
 class ProductCount(Model):

@@ -15,7 +15,7 @@ from project.database import contains, rowcount, utcnow
 from project.errors import Conflict, NotFound
 from project.extensions import db
 from project.pagination import COUNT_LIMIT, capped_count, capped_total, envelope
-from project.products.models import Product, ProductCount, folded, search_document
+from project.products.models import Product, ProductCount, folded
 from project.products.schemas import MAX_STOCK
 
 NAMESPACE = "products"
@@ -167,7 +167,7 @@ def list_products(
 
 def search_products(q: str, page: int, per_page: int) -> dict:
     term = q.strip().lower()
-    stmt = _live_products().where(contains(search_document(_dialect()), term))
+    stmt = _live_products().where(contains(Product.search_text, term))
     return _search_page(stmt, page, per_page, term)
 
 
