@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, CursorResult, DateTime, Result
+from sqlalchemy import ColumnElement, CursorResult, DateTime, Result
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeDecorator
-
-from project.extensions import db
 
 
 def utcnow() -> datetime:
@@ -34,23 +30,6 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
-
-
-@contextmanager
-def autocommit_connection() -> Iterator[Connection]:
-    """A pooled connection in autocommit, for reads that must cost ONE round trip: no BEGIN
-    before, no ROLLBACK when it goes back to the pool. (SQLAlchemy's
-    `isolation_level="AUTOCOMMIT"` costs psycopg2 a round trip to set and one to reset; the
-    driver's own `autocommit` flag is client-side.)"""
-    with db.engine.connect() as connection:
-        dbapi_connection = connection.connection.dbapi_connection
-        assert dbapi_connection is not None  # a checked-out connection always has one
-        dbapi_connection.autocommit = True
-        try:
-            yield connection
-        finally:
-            if not connection.invalidated:
-                dbapi_connection.autocommit = False
 
 
 def _unicode_lower(value: str | None) -> str | None:

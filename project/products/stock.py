@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, case, select, update
+from sqlalchemy import Connection, Table, bindparam, case, select, update
 
 from project.database import rowcount, utcnow
 from project.extensions import db
@@ -41,10 +41,10 @@ class OnHand(NamedTuple):
     stock: int
 
 
-def live_prices(product_ids: Iterable[int]) -> dict[int, Decimal]:
+def live_prices(product_ids: Iterable[int], connection: Connection | None = None) -> dict[int, Decimal]:
     """{product id: unit price} of those products that are live (unknown or deleted ones are
-    left out)."""
-    rows = db.session.execute(_PRICES, {"ids": list(product_ids)})
+    left out), read on `connection` (a caller's Core transaction) or else the session."""
+    rows = (connection or db.session).execute(_PRICES, {"ids": list(product_ids)})
     return {row.id: row.price for row in rows}
 
 

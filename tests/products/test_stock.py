@@ -15,6 +15,8 @@ def test_live_prices_leave_out_unknown_and_deleted_products(app, make_product):
     gone = make_product(deleted=True)["id"]
     with app.app_context():
         assert stock.live_prices([live, gone, 999_999]) == {live: Decimal("2.50")}
+        with db.engine.begin() as connection:  # a caller's own Core transaction (orders' create)
+            assert stock.live_prices([live, gone], connection) == {live: Decimal("2.50")}
 
 
 def test_lock_live_reads_live_products_in_id_order(app, make_product):
