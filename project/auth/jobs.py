@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from project.auth import service
+from project.auth import emails, service
 from project.auth.emails import queue_password_reset_email
 from project.jobs import PeriodicJob
 
@@ -37,3 +37,11 @@ PERIODIC = (
         interval_seconds=3600,
     ),
 )
+
+
+# The dotted paths the previous release queued under (RQ stores a job's function by path): a
+# job still in Redis when this release starts must find its function. Remove in the next release.
+request_password_reset = send_password_reset_job
+send_verification_email = emails.send_verification_email
+send_password_reset_email = emails.send_password_reset_email
+send_email_changed_notice = emails.send_email_changed_notice

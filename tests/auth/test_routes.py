@@ -549,3 +549,15 @@ def test_a_remembered_token_is_refused_under_another_key(app, client, user, auth
     response = other.test_client().get("/api/v1/users/me", headers=headers)
     assert response.status_code == 401
     assert response.get_json()["message"] == "Invalid token."
+
+
+def test_jobs_queued_by_the_previous_release_still_find_their_functions():
+    """RQ stores a job's function by dotted path: the paths of the release before the email
+    jobs moved to auth/emails.py still import, to the same functions."""
+    from rq.utils import import_attribute
+
+    from project.auth import emails, jobs
+
+    assert import_attribute("project.auth.jobs.request_password_reset") is jobs.send_password_reset_job
+    for name in ("send_verification_email", "send_password_reset_email", "send_email_changed_notice"):
+        assert import_attribute(f"project.auth.jobs.{name}") is getattr(emails, name)
