@@ -110,13 +110,12 @@ class PreparedRead:
         if compiled is None:
             compiled = self._compiled[engine.dialect.name] = self._compile(engine.dialect)
         args = tuple(values[param] for param in self.params)
-        for attempt in (1, 2):
-            try:
-                return self._read(engine, compiled, args)
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        return None  # not reached: the second attempt returns or raises
+        try:
+            return self._read(engine, compiled, args)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        return self._read(engine, compiled, args)  # once more, on a new connection
 
     def _compile(self, dialect: Any) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
