@@ -132,3 +132,46 @@ def test_a_deep_or_past_the_end_page_asked_first_has_the_exact_total(client, mak
     assert [item["name"] for item in search(client, "vase 0", per_page=5, page=2)["items"]] == [
         f"Vase {n:02d}" for n in (4, 3, 2, 1, 0)
     ]
+
+
+def test_the_rarest_trigrams_of_the_term_are_looked_up():
+    from project.products.search import _Sample, rare_trigrams
+
+    rows = ["lamp category07"] * 5 + ["desk category08"] * 45 + ["rug category1" + str(n) for n in range(50)]
+    sample = _Sample("\n".join(rows), len(rows))
+    # Every trigram of "category" is in all 100 rows, "ry0" in 50, "y07" in 5: only "y07".
+    assert rare_trigrams("category07", sample) == ["y07"]
+    # "lam" and "amp" are both in 5% of the rows: the rarest one (the first of a tie) alone.
+    assert rare_trigrams("lamp", sample) == ["amp"]
+    # Trigrams no row has are cheap: up to three of them, rarest (then first) first.
+    assert rare_trigrams("zzqx9 zzq", sample) == ["qx9", "zqx", "zzq"]
+    assert rare_trigrams("qwxzvk", sample) == ["qwx", "wxz", "xzv"]
+    # Fewer than three letters or digits in a row, or none but other characters: no lookup.
+    assert rare_trigrams("ab c-d", sample) == [] and rare_trigrams("%%%", sample) == []
+
+
+@pytest.mark.postgres
+def test_a_count_through_the_rare_trigrams_keeps_only_rows_holding_the_whole_term(app, client, make_product):
+    from sqlalchemy import text
+
+    from project.extensions import db
+    from project.products import search as product_search
+
+    for n in range(12):
+        make_product(name=f"Shade {n:02d}", description="", category="category07")
+    for n in range(6):  # "y07" and "category" both, never "category07"
+        make_product(name=f"Lamp y07 {n}", description="", category="category")
+    for n in range(10):  # "ry0" in 22 rows, "y07" in 18: the rarest
+        make_product(name=f"Desk {n}", description="", category="category08")
+    with app.app_context():
+        db.session.execute(text("ANALYZE products"))
+        db.session.commit()
+        app.extensions.pop("products_search", None)  # the planner's sample, read again
+        sample = product_search._sample()
+        assert sample is not None and sample.size == 28
+        # The count looks up "y07" alone: 18 candidates, 12 of them hold the whole term.
+        assert product_search.rare_trigrams("category07", sample) == ["y07"]
+    body = search(client, "CATEGORY07", per_page=5)
+    assert (body["total"], body["total_relation"], body["pages"]) == (12, "eq", 3)
+    assert [item["name"] for item in body["items"]] == [f"Shade {n:02d}" for n in range(11, 6, -1)]
+    assert found(client, "y07 1") == ["Lamp y07 1"]
