@@ -151,7 +151,9 @@ def test_the_rarest_trigrams_of_the_term_are_looked_up():
 
 
 @pytest.mark.postgres
-def test_a_count_through_the_rare_trigrams_keeps_only_rows_holding_the_whole_term(app, client, make_product):
+def test_matches_found_through_the_rare_trigrams_are_the_rows_holding_the_whole_term(
+    app, client, make_product
+):
     from sqlalchemy import text
 
     from project.extensions import db
@@ -163,15 +165,24 @@ def test_a_count_through_the_rare_trigrams_keeps_only_rows_holding_the_whole_ter
         make_product(name=f"Lamp y07 {n}", description="", category="category")
     for n in range(10):  # "ry0" in 22 rows, "y07" in 18: the rarest
         make_product(name=f"Desk {n}", description="", category="category08")
+    for n in range(20):  # neither: "y07" is in 18 rows of 48, under half
+        make_product(name=f"Rug {n}", description="", category="floor")
     with app.app_context():
         db.session.execute(text("ANALYZE products"))
         db.session.commit()
         app.extensions.pop("products_search", None)  # the planner's sample, read again
         sample = product_search._sample()
-        assert sample is not None and sample.size == 28
-        # The count looks up "y07" alone: 18 candidates, 12 of them hold the whole term.
+        assert sample is not None and sample.size == 48
+        # The index looks up "y07" alone: 18 candidates, 12 of them hold the whole term.
         assert product_search.rare_trigrams("category07", sample) == ["y07"]
+        condition = str(product_search.matches("category07", "postgresql").compile(db.engine))
+        assert "LIKE" in condition and "strpos" in condition
+        # Every trigram of "category" is in 28 rows of 48: no lookup, the test alone.
+        condition = str(product_search.matches("category", "postgresql").compile(db.engine))
+        assert "LIKE" not in condition and "strpos" in condition
     body = search(client, "CATEGORY07", per_page=5)
     assert (body["total"], body["total_relation"], body["pages"]) == (12, "eq", 3)
     assert [item["name"] for item in body["items"]] == [f"Shade {n:02d}" for n in range(11, 6, -1)]
     assert found(client, "y07 1") == ["Lamp y07 1"]
+    assert search(client, "category", per_page=100)["total"] == 28
+    assert search(client, "category0", per_page=100)["total"] == 22
