@@ -2,7 +2,7 @@
 
 GUNICORN_BIND (or PORT), GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_TIMEOUT,
 GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE, GUNICORN_MAX_REQUESTS, GUNICORN_REUSE_PORT,
-FORWARDED_ALLOW_IPS, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR.
+GUNICORN_CONTROL_SOCKET, FORWARDED_ALLOW_IPS, LOG_LEVEL, PROMETHEUS_MULTIPROC_DIR.
 
 In production gunicorn sits behind the buffering proxy (deploy/nginx) and binds a private
 address; it refuses to start half configured (config.check_environment), logs one start line

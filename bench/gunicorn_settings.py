@@ -72,6 +72,9 @@ def main() -> int:
                 *SETTINGS[name],
                 "--log-level",
                 "warning",
+                # gunicorn 27's default control socket is one path per user: the settings,
+                # started together, would fight over it (gunicorn.conf.py turns it off too).
+                "--no-control-socket",
                 "-b",
                 f"127.0.0.1:{ports[name]}",
                 "wsgi:app",

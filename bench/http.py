@@ -418,8 +418,11 @@ def main() -> int:
     env = {**os.environ, **ENV, "PYTHONPATH": str(ROOT), "GRPC_PORT": str(ports["grpc"])}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     # Plain gunicorn runs outside the repository: it would read ./gunicorn.conf.py by default.
+    # --no-control-socket, as gunicorn.conf.py has it: gunicorn 27's default control socket is one
+    # path per user (~/.gunicorn/gunicorn.ctl), which the floor's and the project's gunicorns,
+    # started together, would fight over ("Control server error: [Errno 17] File exists").
     plain_dir = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    plain = ["-w", "2", "-k", "sync", "--log-level", "warning"]
+    plain = ["-w", "2", "-k", "sync", "--log-level", "warning", "--no-control-socket"]
     server = {
         "floor": start(
             [gunicorn, *plain, "-b", f"127.0.0.1:{ports['floor']}", "bench.floor_app:app"], env, plain_dir

@@ -75,6 +75,33 @@ def test_gunicorn_builds_no_access_line_of_its_own(monkeypatch, tmp_path):
     logger.access(Untouchable(), Untouchable(), Untouchable(), timedelta(milliseconds=1))
 
 
+@pytest.mark.parametrize("given", [None, "/run/web1/gunicorn.ctl"])
+def test_gunicorn_has_no_shared_control_socket(monkeypatch, tmp_path, given):
+    """gunicorn 27's control socket (`gunicornc`: worker counts, reload, shutdown) defaults to one
+    path per user, ~/.gunicorn/gunicorn.ctl: of several gunicorns on a host the last one started
+    takes the path (the others are unreachable; gunicornc drives that one), whichever stops first
+    removes the file, and two starting together race to create the directory ("Control server
+    error: [Errno 17] File exists"). The shipped config turns it off, or puts it where
+    GUNICORN_CONTROL_SOCKET says."""
+    import runpy
+
+    from gunicorn.config import Config
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # else the file makes one
+    if given:
+        monkeypatch.setenv("GUNICORN_CONTROL_SOCKET", given)
+    else:
+        monkeypatch.delenv("GUNICORN_CONTROL_SOCKET", raising=False)
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    cfg = Config()
+    for name in ("control_socket", "control_socket_disable"):
+        if name in settings:
+            cfg.set(name, settings[name])
+    assert cfg.control_socket_disable is (given is None)
+    if given:
+        assert cfg.control_socket == given
+
+
 def test_compose_services_and_commands(compose):
     services = compose["services"]
     assert set(services) == {
