@@ -66,6 +66,10 @@ def create_order(user_id: int, items: list[dict], idempotency_key: str | None = 
         existing = _by_key(user_id, idempotency_key)
         if existing is not None:
             return _replay(existing, request_hash)
+        # The lookup's read ends here: the session would otherwise keep its connection idle in
+        # a transaction while the create holds another (behind PgBouncer in transaction mode,
+        # a second server connection for every keyed POST).
+        db.session.commit()
 
     now = utcnow()
     row = {

@@ -245,6 +245,25 @@ def test_a_lost_race_on_the_key_returns_the_winner(app, place, make_product, use
         assert Order.query.count() == 1
 
 
+def test_a_keyed_post_holds_one_pooled_connection_while_it_creates(
+    app, place, make_product, user_headers, monkeypatch
+):
+    from project.extensions import db
+
+    pid = make_product()["id"]
+    real_insert = service._insert
+    held = []
+
+    def counting_insert(connection, *args):
+        held.append(db.engine.pool.checkedout())
+        return real_insert(connection, *args)
+
+    monkeypatch.setattr(service, "_insert", counting_insert)
+    assert place(user_headers, [(pid, 1)], key="one-connection").status_code == 202
+    # The create's own: the key's lookup (the request's session) gave its connection back.
+    assert held == [1]
+
+
 def test_openapi_documents_the_idempotency_header(client):
     spec = client.get("/openapi.json").get_json()
     params = spec["paths"][ORDERS]["post"]["parameters"]
