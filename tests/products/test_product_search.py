@@ -134,20 +134,24 @@ def test_a_deep_or_past_the_end_page_asked_first_has_the_exact_total(client, mak
     ]
 
 
-def test_the_rarest_trigrams_of_the_term_are_looked_up():
+def test_the_rarest_trigrams_of_the_term_are_looked_up_while_they_pay():
     from project.products.search import _Sample, rare_trigrams
 
     rows = ["lamp category07"] * 5 + ["desk category08"] * 45 + ["rug category1" + str(n) for n in range(50)]
-    sample = _Sample("\n".join(rows), len(rows))
+    values = "\n".join(rows)
+    million = _Sample(values, len(rows), rows=1_000_000)
     # Every trigram of "category" is in all 100 rows, "ry0" in 50, "y07" in 5: only "y07".
-    assert rare_trigrams("category07", sample) == ["y07"]
+    assert rare_trigrams("category07", million) == ["y07"]
     # "lam" and "amp" are both in 5% of the rows: the rarest one (the first of a tie) alone.
-    assert rare_trigrams("lamp", sample) == ["amp"]
-    # Trigrams no row has are cheap: up to three of them, rarest (then first) first.
-    assert rare_trigrams("zzqx9 zzq", sample) == ["qx9", "zqx", "zzq"]
-    assert rare_trigrams("qwxzvk", sample) == ["qwx", "wxz", "xzv"]
+    assert rare_trigrams("lamp", million) == ["amp"]
+    # Trigrams the sample lacks (taken as half a row each: 0.5% of a million rows) narrow the
+    # candidates while more than 200 are left: 5,000 -> 25 at a million rows, so two; one at
+    # ten thousand (50 candidates already); three at a hundred million.
+    assert rare_trigrams("zzqx9 zzq", million) == ["qx9", "zqx"]
+    assert rare_trigrams("zzqx9 zzq", _Sample(values, len(rows), rows=10_000)) == ["qx9"]
+    assert rare_trigrams("qwxzvk", _Sample(values, len(rows), rows=100_000_000)) == ["qwx", "wxz", "xzv"]
     # Fewer than three letters or digits in a row, or none but other characters: no lookup.
-    assert rare_trigrams("ab c-d", sample) == [] and rare_trigrams("%%%", sample) == []
+    assert rare_trigrams("ab c-d", million) == [] and rare_trigrams("%%%", million) == []
 
 
 @pytest.mark.postgres
