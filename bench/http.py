@@ -8,7 +8,7 @@ Serves, at once and under the same gunicorn on loopback:
   (what the stack allows a route with one round trip: the HIT and /users/me are also compared
   with these);
 - the project (production mode, PostgreSQL + Redis, 100 products) under `gunicorn -w 2 -k sync`;
-- the project under the shipped `gunicorn.conf.py`;
+- the project under the shipped `gunicorn.conf.py` (with `GUNICORN_REUSE_PORT=true`: see main());
 - the gRPC server (`python grpc_server.py`);
 - the shipped topology: nginx with the project's proxy config (deploy/nginx) in front of the
   shipped gunicorn, and the same nginx config in front of the floor (when nginx is installed).
@@ -428,9 +428,16 @@ def main() -> int:
             [gunicorn, *plain, "-b", f"127.0.0.1:{ports['floor']}", "bench.floor_app:app"], env, plain_dir
         ),
         "plain": start([gunicorn, *plain, "-b", f"127.0.0.1:{ports['plain']}", "wsgi:app"], env, plain_dir),
+        # The shipped config, with a socket per worker: on the one shared socket a worker
+        # takes every connection it wins, and the load generators open theirs in one burst and
+        # keep them, so now and then all 16 or 32 land on one worker for the whole round (REST
+        # /users/me at ~1,300 req/s, 750-800 us per request, the other worker idle: 7 rounds
+        # of 30 in one probe, which made the gRPC/REST ratio read 2-3x). nginx in front ends
+        # each upstream connection after 100 requests, so production never keeps such a
+        # split; with both workers busy the two ways measured alike (2,935 vs 2,944 req/s).
         "shipped": start(
             [gunicorn, "wsgi:app", "-c", "gunicorn.conf.py"],
-            {**env, "GUNICORN_BIND": f"127.0.0.1:{ports['shipped']}"},
+            {**env, "GUNICORN_BIND": f"127.0.0.1:{ports['shipped']}", "GUNICORN_REUSE_PORT": "true"},
             ROOT,
         ),
         "grpc": start([sys.executable, "grpc_server.py"], env, ROOT),
@@ -574,7 +581,8 @@ def main() -> int:
                 else f"Python, {CLIENT_THREADS} threads, {SECONDS:g}s per side"
             ),
             "grpc_server": f"python grpc_server.py, GRPC_WORKERS unset ({os.cpu_count()} processes)",
-            "servers": "floor and project: gunicorn -w 2 -k sync; shipped: gunicorn -c gunicorn.conf.py",
+            "servers": "floor and project: gunicorn -w 2 -k sync; shipped: gunicorn -c gunicorn.conf.py"
+            " with GUNICORN_REUSE_PORT=true",
             "proxy": "nginx, deploy/nginx's config (access log off), in front of the floor and the shipped"
             if NGINX
             else "nginx not installed: no proxied cases",
