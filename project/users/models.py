@@ -60,7 +60,7 @@ def login_key(login: str) -> str:
     """The key a login name is looked up (and its failures counted) by: an email's
     `email_key` when it has an '@', else a username's normal form."""
     key = normal_form(login)
-    return email_key(login) if "@" in key else key
+    return skeleton(key) if "@" in key else key
 
 
 class User(Model):
