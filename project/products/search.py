@@ -119,6 +119,6 @@ def matches(term: str, dialect: str) -> ColumnElement[bool]:
         return contains(column, term)
     trigrams = rare_trigrams(term, sample)
     holds = func.strpos(column, term) != 0
-    if trigrams and sample.count(trigrams[0]) > COMMON_SHARE * sample.size:
+    if trigrams and sample.share(trigrams[0]) > COMMON_SHARE:
         return holds
     return and_(*(column.like(f"%{trigram}%") for trigram in trigrams), holds)
